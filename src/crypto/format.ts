@@ -1,0 +1,440 @@
+// The chunked AEAD object format "CFR1": header, per-stream key derivation, segment nonces,
+// exact size and range math, and the streaming encryptor/decryptor. Frozen once released.
+// Spec: docs/object-format.md (section names are cited below as "spec §...").
+import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { CryptoError } from '../shared/errors.ts';
+import { ByteQueue } from './byte-queue.ts';
+import { SecretKey, systemRng, type Rng } from './keys.ts';
+
+/** DO NOT CHANGE: plaintext bytes per segment (2^16). Part of the frozen CFR1 format. */
+export const SEGMENT_SIZE = 65536;
+/** DO NOT CHANGE: log2(SEGMENT_SIZE), stored in header byte 4. */
+export const SEGMENT_SIZE_LOG2 = 16;
+export const TAG_SIZE = 16;
+export const NONCE_SIZE = 12;
+export const SALT_SIZE = 32;
+export const HEADER_SIZE = 40;
+/** Largest streamIndex (it is encoded as uint32be in the KDF info). */
+export const MAX_STREAM_INDEX = 0xffffffff;
+
+const CIPHER_SEGMENT_SIZE = SEGMENT_SIZE + TAG_SIZE;
+const MAGIC = Buffer.from('CFR1', 'latin1');
+const KDF_INFO_LABEL = Buffer.from('coffer/object/v1', 'utf8');
+
+// ---- size math (spec §Sizes) ----
+
+function checkSize(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative safe integer`);
+}
+
+/** Number of segments for `plainSize` bytes: max(1, ceil(n / 65536)). */
+export function segmentCount(plainSize: number): number {
+  checkSize(plainSize, 'plainSize');
+  return plainSize === 0 ? 1 : Math.ceil(plainSize / SEGMENT_SIZE);
+}
+
+/** Size of the blob (header included) that encrypts `plainSize` bytes. */
+export function encryptedSize(plainSize: number): number {
+  return HEADER_SIZE + plainSize + segmentCount(plainSize) * TAG_SIZE;
+}
+
+/** Inverse of encryptedSize. Throws CryptoError for sizes no plaintext can produce. */
+export function plainSizeFromEncrypted(encSize: number): number {
+  checkSize(encSize, 'encSize');
+  const body = encSize - HEADER_SIZE;
+  if (body < TAG_SIZE) throw new CryptoError();
+  const full = Math.floor(body / CIPHER_SEGMENT_SIZE);
+  const rem = body - full * CIPHER_SEGMENT_SIZE;
+  if (rem === 0) return full * SEGMENT_SIZE;
+  // A partial last segment needs at least one plaintext byte, unless it is the only one.
+  if (rem < TAG_SIZE || (rem === TAG_SIZE && full > 0)) throw new CryptoError();
+  return full * SEGMENT_SIZE + rem - TAG_SIZE;
+}
+
+/** Plaintext bytes in segment `i` of a `plainSize`-byte stream. */
+export function segmentPlainLength(plainSize: number, i: number): number {
+  const count = segmentCount(plainSize);
+  if (!Number.isSafeInteger(i) || i < 0 || i >= count) throw new RangeError('segment index out of range');
+  return i < count - 1 ? SEGMENT_SIZE : plainSize - (count - 1) * SEGMENT_SIZE;
+}
+
+export interface CipherRange {
+  firstSegment: number;
+  lastSegment: number;
+  /** Blob offset of the first byte of `firstSegment` (header included in blob offsets). */
+  cipherStart: number;
+  /** Blob offset just past the tag of `lastSegment`. */
+  cipherEndExclusive: number;
+  /** Plaintext bytes to drop from the start of the first decrypted segment. */
+  skipBytes: number;
+  /** Plaintext bytes the range yields (endInclusive - start + 1; 0 for an empty object). */
+  plainLength: number;
+}
+
+/**
+ * The segments a plaintext range touches and where they lie in the blob. With no range,
+ * the whole object (also valid for an empty object). A given range must satisfy
+ * 0 <= start <= endInclusive < plainSize; a missing bound defaults to the object's edge.
+ */
+export function cipherRangeFor(plainSize: number, start?: number, endInclusive?: number): CipherRange {
+  const count = segmentCount(plainSize);
+  let first = 0;
+  let last = count - 1;
+  let skip = 0;
+  let plainLength = plainSize;
+  if (start !== undefined || endInclusive !== undefined) {
+    const s = start ?? 0;
+    const e = endInclusive ?? plainSize - 1;
+    if (!Number.isSafeInteger(s) || !Number.isSafeInteger(e) || s < 0 || e < s || e >= plainSize) {
+      throw new RangeError('range is outside the object');
+    }
+    first = Math.floor(s / SEGMENT_SIZE);
+    last = Math.floor(e / SEGMENT_SIZE);
+    skip = s - first * SEGMENT_SIZE;
+    plainLength = e - s + 1;
+  }
+  return {
+    firstSegment: first,
+    lastSegment: last,
+    cipherStart: HEADER_SIZE + first * CIPHER_SEGMENT_SIZE,
+    cipherEndExclusive: HEADER_SIZE + last * CIPHER_SEGMENT_SIZE + segmentPlainLength(plainSize, last) + TAG_SIZE,
+    skipBytes: skip,
+    plainLength,
+  };
+}
+
+// ---- header, key derivation, nonces (spec §Header, §Stream key, §Segments) ----
+
+/** The 40-byte stream header: "CFR1" | 0x10 | 00 00 00 | salt(32). */
+export function buildHeader(salt: Buffer): Buffer {
+  if (salt.length !== SALT_SIZE) throw new RangeError(`salt must be ${SALT_SIZE} bytes`);
+  const h = Buffer.alloc(HEADER_SIZE);
+  MAGIC.copy(h, 0);
+  h[4] = SEGMENT_SIZE_LOG2;
+  salt.copy(h, 8);
+  return h;
+}
+
+/** Validates a header and returns its salt. CryptoError if it is not a CFR1 header. */
+export function parseHeader(header: Buffer): Buffer {
+  if (
+    header.length !== HEADER_SIZE ||
+    !header.subarray(0, 4).equals(MAGIC) ||
+    header[4] !== SEGMENT_SIZE_LOG2 ||
+    header[5] !== 0 ||
+    header[6] !== 0 ||
+    header[7] !== 0
+  ) {
+    throw new CryptoError();
+  }
+  return header.subarray(8, HEADER_SIZE);
+}
+
+function checkStreamIndex(i: number): void {
+  if (!Number.isSafeInteger(i) || i < 0 || i > MAX_STREAM_INDEX) {
+    throw new RangeError('streamIndex must be an integer in [0, 2^32-1]');
+  }
+}
+
+/** Stream key = HKDF-SHA256(ikm = data key, salt, info = "coffer/object/v1" || u32be(streamIndex), 32). */
+export function deriveStreamKey(dataKey: SecretKey, salt: Buffer, streamIndex: number): SecretKey {
+  if (salt.length !== SALT_SIZE) throw new RangeError(`salt must be ${SALT_SIZE} bytes`);
+  checkStreamIndex(streamIndex);
+  const info = Buffer.alloc(KDF_INFO_LABEL.length + 4);
+  KDF_INFO_LABEL.copy(info, 0);
+  info.writeUInt32BE(streamIndex, KDF_INFO_LABEL.length);
+  const okm = Buffer.from(hkdfSync('sha256', dataKey.expose(), salt, info, 32));
+  const key = SecretKey.from(okm);
+  okm.fill(0);
+  return key;
+}
+
+/** Nonce of segment `index`: u64be(index) | 00 00 00 | final (0x01 on the last segment). */
+export function segmentNonce(index: number, final: boolean): Buffer {
+  if (!Number.isSafeInteger(index) || index < 0) throw new RangeError('segment index out of range');
+  const n = Buffer.alloc(NONCE_SIZE);
+  n.writeUInt32BE(Math.floor(index / 0x100000000), 0);
+  n.writeUInt32BE(index >>> 0, 4);
+  n[11] = final ? 1 : 0;
+  return n;
+}
+
+function sealPieces(key: Buffer, header: Buffer, index: number, final: boolean, pieces: Buffer[]): Buffer[] {
+  const cipher = createCipheriv('aes-256-gcm', key, segmentNonce(index, final));
+  cipher.setAAD(header);
+  const out: Buffer[] = [];
+  for (const p of pieces) out.push(cipher.update(p));
+  const rest = cipher.final();
+  if (rest.length > 0) out.push(rest);
+  out.push(cipher.getAuthTag());
+  return out;
+}
+
+/** Decrypts one segment; returns its plaintext only after the tag verified. */
+function openPieces(key: Buffer, header: Buffer, index: number, final: boolean, ct: Buffer[], tag: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, segmentNonce(index, final));
+    decipher.setAAD(header);
+    decipher.setAuthTag(tag);
+    for (const p of ct) out.push(decipher.update(p));
+    const rest = decipher.final();
+    if (rest.length > 0) out.push(rest);
+    return out;
+  } catch {
+    for (const p of out) p.fill(0);
+    throw new CryptoError();
+  }
+}
+
+/** One segment, synchronously: ciphertext || tag. For tests and vectors. */
+export function encryptSegment(streamKey: SecretKey, header: Buffer, index: number, final: boolean, plaintext: Buffer): Buffer {
+  if (plaintext.length > SEGMENT_SIZE) throw new RangeError('segment too large');
+  return Buffer.concat(sealPieces(streamKey.expose(), header, index, final, [plaintext]));
+}
+
+/** Inverse of encryptSegment; CryptoError on any failure. */
+export function decryptSegment(streamKey: SecretKey, header: Buffer, index: number, final: boolean, segment: Buffer): Buffer {
+  if (segment.length < TAG_SIZE || segment.length > CIPHER_SEGMENT_SIZE) throw new CryptoError();
+  const ct = segment.subarray(0, segment.length - TAG_SIZE);
+  const tag = segment.subarray(segment.length - TAG_SIZE);
+  return Buffer.concat(openPieces(streamKey.expose(), header, index, final, [ct], tag));
+}
+
+// ---- streams (spec §Streaming) ----
+
+export interface EncryptOptions {
+  /** 0 for a single PUT, the part number for a multipart part. */
+  streamIndex: number;
+  rng?: Rng;
+}
+
+/** Plaintext in, CFR1 blob out. `bytesIn`/`bytesOut` count plaintext read and blob bytes pushed. */
+export class EncryptStream extends Transform {
+  readonly header: Buffer;
+  #key: SecretKey;
+  #queue = new ByteQueue();
+  #index = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+
+  constructor(dataKey: SecretKey, opts: EncryptOptions) {
+    super();
+    checkStreamIndex(opts.streamIndex);
+    const salt = (opts.rng ?? systemRng).randomBytes(SALT_SIZE);
+    this.header = buildHeader(salt);
+    this.#key = deriveStreamKey(dataKey, salt, opts.streamIndex);
+    this.#out(this.header);
+  }
+
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  #out(b: Buffer): void {
+    this.#bytesOut += b.length;
+    this.push(b);
+  }
+
+  #segment(final: boolean, n: number): void {
+    const pieces = sealPieces(this.#key.expose(), this.header, this.#index++, final, this.#queue.take(n));
+    for (const p of pieces) this.#out(p);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.#bytesIn += chunk.length;
+      this.#queue.push(chunk);
+      // A full segment is only known to be non-final once a byte beyond it has arrived.
+      while (this.#queue.length > SEGMENT_SIZE) this.#segment(false, SEGMENT_SIZE);
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.#segment(true, this.#queue.length);
+      this.#key.zero();
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.#key.zero();
+    this.#queue.clear();
+    cb(err);
+  }
+}
+
+export function createEncryptStream(dataKey: SecretKey, opts: EncryptOptions): EncryptStream {
+  return new EncryptStream(dataKey, opts);
+}
+
+export interface DecryptOptions {
+  streamIndex: number;
+  /** Plaintext size of the whole stream (from metadata). */
+  plainSize: number;
+  /** First plaintext byte to output (default 0). */
+  start?: number;
+  /** Last plaintext byte to output, inclusive (default plainSize - 1). */
+  endInclusive?: number;
+}
+
+/**
+ * Input: the 40-byte header followed by blob bytes [cipherStart, cipherEndExclusive) of
+ * cipherRangeFor(plainSize, start, endInclusive). Output: exactly plaintext[start..endInclusive].
+ * Any failure is a CryptoError; no segment's plaintext is pushed before its tag verifies, and
+ * the last segment's plaintext is held until the input has ended with no trailing bytes.
+ */
+export class DecryptStream extends Transform {
+  readonly range: CipherRange;
+  #dataKey: SecretKey;
+  #streamIndex: number;
+  #plainSize: number;
+  #lastIndex: number;
+  #key: SecretKey | undefined;
+  #header: Buffer | undefined;
+  #queue = new ByteQueue();
+  #expectedIn: number;
+  #bytesIn = 0;
+  #segment: number;
+  #held: Buffer[] = [];
+
+  constructor(dataKey: SecretKey, opts: DecryptOptions) {
+    super();
+    checkStreamIndex(opts.streamIndex);
+    this.range = cipherRangeFor(opts.plainSize, opts.start, opts.endInclusive);
+    this.#dataKey = dataKey;
+    this.#streamIndex = opts.streamIndex;
+    this.#plainSize = opts.plainSize;
+    this.#lastIndex = segmentCount(opts.plainSize) - 1;
+    this.#segment = this.range.firstSegment;
+    this.#expectedIn = HEADER_SIZE + this.range.cipherEndExclusive - this.range.cipherStart;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.#bytesIn += chunk.length;
+      if (this.#bytesIn > this.#expectedIn) throw new CryptoError(); // trailing bytes
+      this.#queue.push(chunk);
+      if (this.#header === undefined) {
+        if (this.#queue.length < HEADER_SIZE) return cb();
+        const header = Buffer.from(this.#queue.takeContiguous(HEADER_SIZE));
+        const salt = parseHeader(header);
+        this.#key = deriveStreamKey(this.#dataKey, salt, this.#streamIndex);
+        this.#header = header;
+      }
+      while (this.#segment <= this.range.lastSegment) {
+        const need = segmentPlainLength(this.#plainSize, this.#segment) + TAG_SIZE;
+        if (this.#queue.length < need) break;
+        this.#open(need);
+      }
+      cb();
+    } catch (e) {
+      this.#wipe();
+      cb(e instanceof CryptoError ? e : new CryptoError());
+    }
+  }
+
+  #open(need: number): void {
+    const i = this.#segment++;
+    const ct = this.#queue.take(need - TAG_SIZE);
+    const tag = this.#queue.takeContiguous(TAG_SIZE);
+    const plain = openPieces(this.#key!.expose(), this.#header!, i, i === this.#lastIndex, ct, tag);
+    const from = i === this.range.firstSegment ? this.range.skipBytes : 0;
+    let to = need - TAG_SIZE;
+    if (i === this.range.lastSegment) {
+      to = this.range.skipBytes + this.range.plainLength - (i - this.range.firstSegment) * SEGMENT_SIZE;
+    }
+    const out = slicePieces(plain, from, to);
+    if (i === this.range.lastSegment) this.#held = out;
+    else for (const p of out) this.push(p);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.#bytesIn !== this.#expectedIn || this.#segment <= this.range.lastSegment) {
+      this.#wipe();
+      return cb(new CryptoError()); // truncated
+    }
+    for (const p of this.#held) this.push(p);
+    this.#held = [];
+    this.#wipe();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.#wipe();
+    cb(err);
+  }
+
+  #wipe(): void {
+    this.#key?.zero();
+    this.#key = undefined;
+    this.#queue.clear();
+    this.#held = [];
+  }
+}
+
+export function createDecryptStream(dataKey: SecretKey, opts: DecryptOptions): DecryptStream {
+  return new DecryptStream(dataKey, opts);
+}
+
+function slicePieces(pieces: Buffer[], from: number, to: number): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  for (const p of pieces) {
+    const s = Math.max(from - pos, 0);
+    const e = Math.min(to - pos, p.length);
+    if (e > s) out.push(s === 0 && e === p.length ? p : p.subarray(s, e));
+    pos += p.length;
+  }
+  return out;
+}
+
+// ---- whole-buffer helpers (small data, tests, vectors) ----
+
+/** Encrypts a whole buffer in memory; same output as the stream given the same rng bytes. */
+export function encryptBuffer(dataKey: SecretKey, plaintext: Buffer, opts: EncryptOptions): Buffer {
+  checkStreamIndex(opts.streamIndex);
+  const salt = (opts.rng ?? systemRng).randomBytes(SALT_SIZE);
+  const header = buildHeader(salt);
+  const key = deriveStreamKey(dataKey, salt, opts.streamIndex);
+  try {
+    const out: Buffer[] = [header];
+    const count = segmentCount(plaintext.length);
+    for (let i = 0; i < count; i++) {
+      const seg = plaintext.subarray(i * SEGMENT_SIZE, (i + 1) * SEGMENT_SIZE);
+      out.push(...sealPieces(key.expose(), header, i, i === count - 1, [seg]));
+    }
+    return Buffer.concat(out);
+  } finally {
+    key.zero();
+  }
+}
+
+/** Decrypts a whole blob in memory; CryptoError on any failure. */
+export function decryptBuffer(dataKey: SecretKey, blob: Buffer, opts: { streamIndex: number }): Buffer {
+  const plainSize = plainSizeFromEncrypted(blob.length);
+  const key = deriveStreamKey(dataKey, parseHeader(blob.subarray(0, HEADER_SIZE)), opts.streamIndex);
+  try {
+    const header = blob.subarray(0, HEADER_SIZE);
+    const out: Buffer[] = [];
+    const count = segmentCount(plainSize);
+    for (let i = 0; i < count; i++) {
+      const off = HEADER_SIZE + i * CIPHER_SEGMENT_SIZE;
+      const seg = blob.subarray(off, off + segmentPlainLength(plainSize, i) + TAG_SIZE);
+      out.push(decryptSegment(key, header, i, i === count - 1, seg));
+    }
+    return Buffer.concat(out);
+  } finally {
+    key.zero();
+  }
+}
