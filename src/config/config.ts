@@ -1,0 +1,98 @@
+// The one typed, validated, frozen configuration. Flags win over environment variables
+// (COFFER_*), which win over defaults. Secrets (root key, root secret) are never logged.
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  readonly dataDir: string;
+  readonly http: ListenAddress | null;
+  readonly https: ListenAddress | null;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  /** Extra DNS names / IPs for the generated server certificate. */
+  readonly tlsNames: readonly string[];
+  /** Base domain for virtual-hosted-style addressing (bucket.<domain>). */
+  readonly domain?: string;
+  readonly region: string;
+  readonly rootAccessKey?: string;
+  readonly rootSecretKey?: string;
+  /** Root key text (hex or base64). Secret. */
+  readonly rootKey?: string;
+  readonly rootKeyFile?: string;
+  readonly masterKeyRotationDays: number;
+  readonly logLevel: string;
+  readonly maxObjectSize: number;
+}
+
+export interface RawOptions {
+  dataDir?: string;
+  httpAddress?: string;
+  httpsAddress?: string;
+  httpsOnly?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsName?: string[];
+  domain?: string;
+  region?: string;
+  rootKeyFile?: string;
+  masterKeyRotationDays?: string | number;
+  logLevel?: string;
+}
+
+export class ConfigError extends Error {}
+
+export function parseAddress(text: string, what: string): ListenAddress | null {
+  if (text === 'off' || text === '') return null;
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  if (!m) throw new ConfigError(`${what}: expected HOST:PORT or "off", got "${text}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`${what}: port out of range`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.env): Config {
+  const pick = (flag: string | undefined, name: string, def?: string) => flag ?? env[name] ?? def;
+  const httpsOnly = opts.httpsOnly ?? env.COFFER_HTTPS_ONLY === 'true';
+  const http = httpsOnly ? null : parseAddress(pick(opts.httpAddress, 'COFFER_HTTP_ADDRESS', '127.0.0.1:9000')!, '--http-address');
+  const https = parseAddress(pick(opts.httpsAddress, 'COFFER_HTTPS_ADDRESS', '127.0.0.1:9443')!, '--https-address');
+  if (!http && !https) throw new ConfigError('both listeners are off: enable --http-address or --https-address');
+  if (httpsOnly && !https) throw new ConfigError('--https-only needs an HTTPS listener');
+  const tlsCert = pick(opts.tlsCert, 'COFFER_TLS_CERT');
+  const tlsKey = pick(opts.tlsKey, 'COFFER_TLS_KEY');
+  if (!!tlsCert !== !!tlsKey) throw new ConfigError('--tls-cert and --tls-key go together');
+  const rootAccessKey = env.COFFER_ROOT_ACCESS_KEY || undefined;
+  const rootSecretKey = env.COFFER_ROOT_SECRET_KEY || undefined;
+  if (!!rootAccessKey !== !!rootSecretKey) {
+    throw new ConfigError('COFFER_ROOT_ACCESS_KEY and COFFER_ROOT_SECRET_KEY go together');
+  }
+  if (rootAccessKey && !/^[A-Za-z0-9]{16,128}$/.test(rootAccessKey)) {
+    throw new ConfigError('COFFER_ROOT_ACCESS_KEY: 16 to 128 letters and digits');
+  }
+  if (rootSecretKey && rootSecretKey.length < 8) throw new ConfigError('COFFER_ROOT_SECRET_KEY: at least 8 characters');
+  const days = Number(pick(opts.masterKeyRotationDays?.toString(), 'COFFER_MASTER_KEY_ROTATION_DAYS', '90'));
+  if (!Number.isFinite(days) || days < 0) throw new ConfigError('--master-key-rotation-days: a number of days (0 = never)');
+  const names = [...(opts.tlsName ?? []), ...(env.COFFER_TLS_NAMES ? env.COFFER_TLS_NAMES.split(',') : [])]
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const region = pick(opts.region, 'COFFER_REGION', 'us-east-1')!;
+  if (!/^[a-z0-9-]{1,32}$/.test(region)) throw new ConfigError('--region: lower-case letters, digits and dashes');
+  return Object.freeze({
+    dataDir: pick(opts.dataDir, 'COFFER_DATA_DIR', './data')!,
+    http,
+    https,
+    tlsCert,
+    tlsKey,
+    tlsNames: Object.freeze(names),
+    domain: pick(opts.domain, 'COFFER_DOMAIN'),
+    region,
+    rootAccessKey,
+    rootSecretKey,
+    rootKey: env.COFFER_ROOT_KEY || undefined,
+    rootKeyFile: pick(opts.rootKeyFile, 'COFFER_ROOT_KEY_FILE'),
+    masterKeyRotationDays: days,
+    logLevel: pick(opts.logLevel, 'COFFER_LOG_LEVEL', 'info')!,
+    maxObjectSize: 5 * 1024 ** 3,
+  });
+}

@@ -1,0 +1,209 @@
+// The S3 request pipeline: request id, target resolution, SigV4 authentication, routing to one
+// operation, dispatch, and the one error renderer. Nothing below this file knows about HTTP
+// beyond the S3Context it is handed.
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import { createPayloadDecoder, verifySigV4, type AuthResult, type CredentialLookup } from '../auth/index.ts';
+import { CryptoError, S3Error } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { MetadataStore } from '../storage/ports.ts';
+import type { ObjectService } from '../service/objects.ts';
+import * as buckets from './handlers/buckets.ts';
+import * as listing from './handlers/listing.ts';
+import * as mp from './handlers/multipart.ts';
+import * as objs from './handlers/objects.ts';
+import type { Owner, S3Context } from './request.ts';
+import { resolveTarget, route, type Operation } from './router.ts';
+import { xmlDocument, type XmlNode } from './xml.ts';
+
+export interface S3AppDeps {
+  meta: MetadataStore;
+  objects: ObjectService;
+  log: Logger;
+  owner: Owner;
+  credentials: CredentialLookup;
+  region: string;
+  domain?: string;
+  now?: () => Date;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, secure: boolean) => void;
+
+export function requestId(): string {
+  return randomBytes(8).toString('hex').toUpperCase();
+}
+
+export function createS3Handler(deps: S3AppDeps): RequestHandler {
+  const now = deps.now ?? (() => new Date());
+  return (req, res, secure) => {
+    const id = requestId();
+    const started = process.hrtime.bigint();
+    res.setHeader('x-amz-request-id', id);
+    res.setHeader('x-amz-id-2', Buffer.from(id).toString('base64'));
+    res.setHeader('server', 'Coffer');
+    const log = deps.log.child({ reqId: id });
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort(new Error('client disconnected'));
+    });
+    let op: Operation | undefined;
+    handle(deps, req, res, secure, id, log, abort.signal, now(), (o) => (op = o))
+      .catch((err: unknown) => renderError(req, res, err, id, log, op))
+      .finally(() => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        log.info({ op: op?.name, method: req.method, status: res.statusCode, ms: Math.round(ms * 10) / 10, secure }, 'request');
+      });
+  };
+}
+
+async function handle(
+  deps: S3AppDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  secure: boolean,
+  id: string,
+  log: Logger,
+  signal: AbortSignal,
+  at: Date,
+  setOp: (op: Operation) => void,
+): Promise<void> {
+  const url = req.url ?? '/';
+  if (!url.startsWith('/')) throw new S3Error('InvalidURI');
+  const q = url.indexOf('?');
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const rawQuery = q < 0 ? '' : url.slice(q + 1);
+  const query = new URLSearchParams(rawQuery);
+  const target = resolveTarget(rawPath, req.headers.host, deps.domain);
+  const auth: AuthResult = await verifySigV4(
+    { method: req.method ?? "GET", rawPath, rawQuery, headers: req.headersDistinct },
+    deps.credentials,
+    { now: at, service: 's3', region: deps.region },
+  );
+  const op = route(req.method ?? 'GET', target.bucket, target.key, query, req.headers);
+  setOp(op);
+  if (auth.kind !== 'signed') throw new S3Error('AccessDenied');
+
+  let decoded: (Readable & { checksum?: { algorithm: string; value: string } }) | undefined;
+  const ctx: S3Context = {
+    id,
+    req,
+    res,
+    secure,
+    log,
+    op,
+    query,
+    signal,
+    body() {
+      if (!decoded) {
+        const d = createPayloadDecoder(auth, req.headers) as unknown as Readable & { checksum?: { algorithm: string; value: string } };
+        req.on('error', (e) => d.destroy(e));
+        req.on('aborted', () => d.destroy(new S3Error('IncompleteBody')));
+        decoded = req.pipe(d as unknown as PassThrough);
+      }
+      return decoded;
+    },
+    checksum() {
+      return decoded?.checksum;
+    },
+  };
+  const { meta, objects, owner, region } = deps;
+  const base = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
+  switch (op.name) {
+    case 'ListBuckets':
+      return buckets.listBuckets(ctx, meta, owner, region);
+    case 'CreateBucket':
+      return buckets.createBucket(ctx, meta, region);
+    case 'HeadBucket':
+      return buckets.headBucket(ctx, objects, region);
+    case 'DeleteBucket':
+      return buckets.deleteBucket(ctx, meta);
+    case 'GetBucketLocation':
+      return buckets.getBucketLocation(ctx, objects, region);
+    case 'GetBucketEncryption':
+      return buckets.getBucketEncryption(ctx, objects);
+    case 'GetBucketVersioning':
+      return buckets.getBucketVersioning(ctx, objects);
+    case 'ListObjects':
+      return listing.listObjectsV1(ctx, objects, meta, owner);
+    case 'ListObjectsV2':
+      return listing.listObjectsV2(ctx, objects, meta, owner);
+    case 'ListMultipartUploads':
+      return mp.listMultipartUploads(ctx, objects, meta, owner);
+    case 'DeleteObjects':
+      return objs.deleteObjects(ctx, objects);
+    case 'PutObject':
+      return objs.putObject(ctx, objects);
+    case 'CopyObject':
+      return objs.copyObject(ctx, objects);
+    case 'GetObject':
+      return objs.getObject(ctx, objects, false);
+    case 'HeadObject':
+      return objs.getObject(ctx, objects, true);
+    case 'DeleteObject':
+      return objs.deleteObject(ctx, objects);
+    case 'CreateMultipartUpload':
+      return mp.createMultipartUpload(ctx, objects);
+    case 'UploadPart':
+      return mp.uploadPart(ctx, objects);
+    case 'UploadPartCopy':
+      return mp.uploadPartCopy(ctx, objects);
+    case 'CompleteMultipartUpload':
+      return mp.completeMultipartUpload(ctx, objects, base);
+    case 'AbortMultipartUpload':
+      return mp.abortMultipartUpload(ctx, objects);
+    case 'ListParts':
+      return mp.listParts(ctx, objects, meta, owner);
+  }
+}
+
+/** The S3 XML error envelope for `err`, with details AWS includes. */
+export function errorBody(err: S3Error, requestId: string): string {
+  const nodes: XmlNode[] = [
+    ['Code', err.code],
+    ['Message', err.message],
+  ];
+  for (const [k, v] of Object.entries(err.details)) if (v !== undefined) nodes.push([k, String(v)]);
+  nodes.push(['RequestId', requestId], ['HostId', Buffer.from(requestId).toString('base64')]);
+  return xmlDocument('Error', nodes, null);
+}
+
+export function toS3Error(err: unknown, log: Logger): S3Error {
+  if (err instanceof S3Error) return err;
+  if (err instanceof CryptoError) {
+    log.error('stored object data failed authentication (damaged, truncated or moved)');
+    return new S3Error('InternalError');
+  }
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT') {
+    log.error({ err }, 'object data is missing from the blob store');
+    return new S3Error('InternalError');
+  }
+  log.error({ err }, 'internal error');
+  return new S3Error('InternalError');
+}
+
+function renderError(req: IncomingMessage, res: ServerResponse, err: unknown, id: string, log: Logger, op?: Operation): void {
+  const e = toS3Error(err, log);
+  if (e.status >= 500) log.warn({ code: e.code }, 'request failed');
+  else log.debug({ code: e.code, op: op?.name }, 'request refused');
+  if (res.headersSent) {
+    // Part of a body is out: the only honest signal left is to abort the connection.
+    res.destroy(e);
+    return;
+  }
+  for (const name of res.getHeaderNames()) {
+    if (!['x-amz-request-id', 'x-amz-id-2', 'server'].includes(name)) res.removeHeader(name);
+  }
+  res.statusCode = e.status;
+  for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+  if (req.method === 'HEAD' || e.status === 304) {
+    res.setHeader('content-length', 0);
+    res.end();
+    return;
+  }
+  const body = errorBody(e, id);
+  res.setHeader('content-type', 'application/xml');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+}

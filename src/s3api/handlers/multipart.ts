@@ -1,0 +1,233 @@
+// Multipart upload handlers: CreateMultipartUpload, UploadPart, UploadPartCopy,
+// CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+import { S3Error } from '../../shared/errors.ts';
+import { MAX_PARTS, type ObjectService } from '../../service/objects.ts';
+import type { MetadataStore } from '../../storage/ports.ts';
+import { checkCopyConditions, parseCopyRange } from '../conditions.ts';
+import {
+  announcedLength,
+  checkWriteSse,
+  contentMd5,
+  header,
+  readSmallBody,
+  send,
+  validateKey,
+  writeAttributes,
+  type Owner,
+  type S3Context,
+} from '../request.ts';
+import { isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
+import { copySource, etagOf, SSE_RESPONSE } from './objects.ts';
+import { encodeName, parseMaxKeys } from './listing.ts';
+
+function partNumber(ctx: S3Context): number {
+  const v = ctx.query.get('partNumber') ?? '';
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > MAX_PARTS) {
+    throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', {
+      ArgumentName: 'partNumber',
+      ArgumentValue: v,
+    });
+  }
+  return n;
+}
+
+function uploadId(ctx: S3Context): string {
+  return ctx.query.get('uploadId') ?? '';
+}
+
+export async function createMultipartUpload(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  validateKey(key);
+  checkWriteSse(ctx);
+  const alg = header(ctx, 'x-amz-checksum-algorithm')?.toUpperCase();
+  if (alg !== undefined && !['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'].includes(alg)) {
+    throw new S3Error('InvalidRequest', 'Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]');
+  }
+  const u = await objects.createUpload(bucket, key, writeAttributes(ctx), alg);
+  send(
+    ctx,
+    200,
+    xmlDocument('InitiateMultipartUploadResult', [
+      ['Bucket', bucket],
+      ['Key', key],
+      ['UploadId', u.uploadId],
+    ]),
+    { ...SSE_RESPONSE, ...(alg ? { 'x-amz-checksum-algorithm': alg } : {}) },
+  );
+}
+
+export async function uploadPart(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  const n = partNumber(ctx);
+  const upload = await objects.getUpload(bucket, key, uploadId(ctx));
+  const length = announcedLength(ctx);
+  if (length > 5 * 1024 ** 3) throw new S3Error('EntityTooLarge', undefined, { ProposedSize: length, MaxSizeAllowed: 5 * 1024 ** 3 });
+  const md5 = contentMd5(ctx);
+  const part = await objects.uploadPart(upload, n, ctx.body(), length, { ...(md5 ? { contentMd5: md5 } : {}), signal: ctx.signal });
+  const cs = ctx.checksum();
+  send(ctx, 200, undefined, {
+    etag: `"${part.md5}"`,
+    ...SSE_RESPONSE,
+    ...(cs ? { [`x-amz-checksum-${cs.algorithm.toLowerCase()}`]: cs.value } : {}),
+  });
+}
+
+export async function uploadPartCopy(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  const n = partNumber(ctx);
+  const upload = await objects.getUpload(bucket, key, uploadId(ctx));
+  const src = copySource(ctx);
+  const source = await objects.getObject(src.bucket, src.key);
+  checkCopyConditions(ctx, source);
+  const range = parseCopyRange(header(ctx, 'x-amz-copy-source-range'), source.size);
+  const length = range ? range.end - range.start + 1 : source.size;
+  if (length > 5 * 1024 ** 3) {
+    throw new S3Error('InvalidRequest', 'The specified copy source is larger than the maximum allowable size for a copy source: 5368709120');
+  }
+  const plain = await objects.openPlaintext(source, range);
+  const part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal });
+  send(ctx, 200, xmlDocument('CopyPartResult', [['LastModified', isoDate(part.lastModified)], ['ETag', `"${part.md5}"`]]), SSE_RESPONSE);
+}
+
+export async function completeMultipartUpload(ctx: S3Context, objects: ObjectService, publicBase: string): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  const upload = await objects.getUpload(bucket, key, uploadId(ctx));
+  const body = await readSmallBody(ctx, 4 * 1024 * 1024);
+  const doc = parseXml(body).CompleteMultipartUpload as { Part?: { PartNumber?: string; ETag?: string }[] } | undefined;
+  if (!doc || typeof doc !== 'object') throw new S3Error('MalformedXML');
+  const parts = (doc.Part ?? []).map((p) => {
+    if (!p || typeof p.PartNumber !== 'string' || typeof p.ETag !== 'string' || !/^\d+$/.test(p.PartNumber.trim())) {
+      throw new S3Error('MalformedXML');
+    }
+    return { partNumber: Number(p.PartNumber.trim()), etag: p.ETag };
+  });
+  const obj = await objects.completeUpload(upload, parts);
+  send(
+    ctx,
+    200,
+    xmlDocument('CompleteMultipartUploadResult', [
+      ['Location', `${publicBase}/${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`],
+      ['Bucket', bucket],
+      ['Key', key],
+      ['ETag', etagOf(obj)],
+    ]),
+    SSE_RESPONSE,
+  );
+}
+
+export async function abortMultipartUpload(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  await objects.abortUpload(bucket, key, uploadId(ctx));
+  send(ctx, 204);
+}
+
+function ownerNodes(owner: Owner): XmlNode[] {
+  return [
+    ['ID', owner.id],
+    ['DisplayName', owner.displayName],
+  ];
+}
+
+export async function listParts(ctx: S3Context, objects: ObjectService, meta: MetadataStore, owner: Owner): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  const upload = await objects.getUpload(bucket, key, uploadId(ctx));
+  const max = parseMaxKeys(ctx.query.get('max-parts'), 'max-parts');
+  const markerText = ctx.query.get('part-number-marker') ?? '0';
+  const marker = /^\d+$/.test(markerText) ? Number(markerText) : 0;
+  const all = (await meta.listParts(upload.uploadId)).filter((p) => p.partNumber > marker);
+  const page = all.slice(0, max);
+  const truncated = all.length > page.length;
+  const nodes: XmlNode[] = [
+    ['Bucket', bucket],
+    ['Key', key],
+    ['UploadId', upload.uploadId],
+    ['Initiator', ownerNodes(owner)],
+    ['Owner', ownerNodes(owner)],
+    ['StorageClass', 'STANDARD'],
+    ['PartNumberMarker', marker],
+    ['NextPartNumberMarker', page.length ? page[page.length - 1]!.partNumber : marker],
+    ['MaxParts', max],
+    ['IsTruncated', truncated],
+    ...(upload.checksumAlgorithm ? ([['ChecksumAlgorithm', upload.checksumAlgorithm]] as XmlNode[]) : []),
+  ];
+  for (const p of page) {
+    nodes.push(['Part', [['PartNumber', p.partNumber], ['LastModified', isoDate(p.lastModified)], ['ETag', `"${p.md5}"`], ['Size', p.plainSize]]]);
+  }
+  send(ctx, 200, xmlDocument('ListPartsResult', nodes));
+}
+
+export async function listMultipartUploads(ctx: S3Context, objects: ObjectService, meta: MetadataStore, owner: Owner): Promise<void> {
+  const bucket = ctx.op.bucket!;
+  await objects.requireBucket(bucket);
+  const q = ctx.query;
+  const prefix = q.get('prefix') ?? '';
+  const delimiter = q.get('delimiter') ?? '';
+  const keyMarker = q.get('key-marker') ?? '';
+  const uploadIdMarker = q.get('upload-id-marker') ?? '';
+  const max = parseMaxKeys(q.get('max-uploads'), 'max-uploads');
+  const encodingType = q.get('encoding-type');
+  const enc = (s: string) => encodeName(s, encodingType);
+  const all = (await meta.listUploads(bucket)).filter(
+    (u) =>
+      u.key.startsWith(prefix) &&
+      (keyMarker === '' || u.key > keyMarker || (u.key === keyMarker && uploadIdMarker !== '' && u.uploadId > uploadIdMarker)),
+  );
+  const entries: XmlNode[] = [];
+  const prefixes = new Set<string>();
+  let count = 0;
+  let truncated = false;
+  let nextKey = '';
+  let nextUpload = '';
+  for (const u of all) {
+    if (delimiter) {
+      const i = u.key.indexOf(delimiter, prefix.length);
+      if (i >= 0) {
+        const cp = u.key.slice(0, i + delimiter.length);
+        if (prefixes.has(cp)) continue;
+        if (count >= max) {
+          truncated = true;
+          break;
+        }
+        prefixes.add(cp);
+        count++;
+        nextKey = cp;
+        continue;
+      }
+    }
+    if (count >= max) {
+      truncated = true;
+      break;
+    }
+    count++;
+    nextKey = u.key;
+    nextUpload = u.uploadId;
+    entries.push([
+      'Upload',
+      [
+        ['Key', enc(u.key)],
+        ['UploadId', u.uploadId],
+        ['Initiator', ownerNodes(owner)],
+        ['Owner', ownerNodes(owner)],
+        ['StorageClass', 'STANDARD'],
+        ['Initiated', isoDate(u.initiated)],
+        ...(u.checksumAlgorithm ? ([['ChecksumAlgorithm', u.checksumAlgorithm]] as XmlNode[]) : []),
+      ],
+    ]);
+  }
+  const nodes: XmlNode[] = [
+    ['Bucket', bucket],
+    ['KeyMarker', enc(keyMarker)],
+    ['UploadIdMarker', uploadIdMarker],
+    ['NextKeyMarker', truncated ? enc(nextKey) : undefined],
+    ['NextUploadIdMarker', truncated ? nextUpload : undefined],
+    ['Prefix', enc(prefix)],
+    ['Delimiter', delimiter ? enc(delimiter) : undefined],
+    ['MaxUploads', max],
+    ['IsTruncated', truncated],
+    ...entries,
+    ...[...prefixes].map((p): XmlNode => ['CommonPrefixes', [['Prefix', enc(p)]]]),
+    ['EncodingType', encodingType ?? undefined],
+  ];
+  send(ctx, 200, xmlDocument('ListMultipartUploadsResult', nodes));
+}

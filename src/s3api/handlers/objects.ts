@@ -1,0 +1,287 @@
+// Object handlers: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
+import type { Readable } from 'node:stream';
+import { S3Error } from '../../shared/errors.ts';
+import type { ObjectRecord } from '../../storage/ports.ts';
+import type { ObjectService } from '../../service/objects.ts';
+import type { PlainRange } from '../../service/streams.ts';
+import { checkGetConditions, checkCopyConditions, parseRange } from '../conditions.ts';
+import {
+  announcedLength,
+  checkReadSse,
+  checkWriteSse,
+  contentMd5,
+  header,
+  readSmallBody,
+  send,
+  validateKey,
+  writeAttributes,
+  type S3Context,
+} from '../request.ts';
+import { createHash } from 'node:crypto';
+import { httpDate, isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
+
+export const SSE_RESPONSE = { 'x-amz-server-side-encryption': 'AES256' };
+
+export function etagOf(o: { etag: string }): string {
+  return `"${o.etag}"`;
+}
+
+export async function putObject(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  validateKey(key);
+  checkWriteSse(ctx);
+  const length = announcedLength(ctx);
+  if (length > 5 * 1024 ** 3) throw new S3Error('EntityTooLarge', undefined, { ProposedSize: length, MaxSizeAllowed: 5 * 1024 ** 3 });
+  const md5 = contentMd5(ctx);
+  const attrs = writeAttributes(ctx);
+  const obj = await objects.putObject({
+    bucket,
+    key,
+    body: ctx.body(),
+    length,
+    ...(md5 ? { contentMd5: md5 } : {}),
+    ...attrs,
+    signal: ctx.signal,
+    checksum: () => ctx.checksum(),
+  });
+  send(ctx, 200, undefined, { etag: etagOf(obj), ...SSE_RESPONSE, ...checksumHeaders(obj) });
+}
+
+function checksumHeaders(obj: ObjectRecord): Record<string, string> {
+  return obj.checksum ? { [`x-amz-checksum-${obj.checksum.algorithm.toLowerCase()}`]: obj.checksum.value } : {};
+}
+
+/** Response headers describing a stored object (GET and HEAD). */
+function objectHeaders(ctx: S3Context, obj: ObjectRecord): Record<string, string | number> {
+  const h: Record<string, string | number> = {
+    'last-modified': httpDate(obj.lastModified),
+    etag: etagOf(obj),
+    'content-type': obj.contentType,
+    'accept-ranges': 'bytes',
+    ...SSE_RESPONSE,
+  };
+  for (const [k, v] of Object.entries(obj.headers)) h[k] = v;
+  for (const [k, v] of Object.entries(obj.userMetadata)) h[`x-amz-meta-${k}`] = v;
+  // response-* overrides (signed requests only; anonymous requests are refused before this)
+  const overrides: [string, string][] = [
+    ['response-content-type', 'content-type'],
+    ['response-content-language', 'content-language'],
+    ['response-expires', 'expires'],
+    ['response-cache-control', 'cache-control'],
+    ['response-content-disposition', 'content-disposition'],
+    ['response-content-encoding', 'content-encoding'],
+  ];
+  for (const [q, name] of overrides) {
+    const v = ctx.query.get(q);
+    if (v !== null) h[name] = v;
+  }
+  return h;
+}
+
+/** Resolves partNumber= to a plaintext range of that part. */
+function partRange(ctx: S3Context, obj: ObjectRecord): { range?: PlainRange; partsCount?: number } {
+  const pn = ctx.query.get('partNumber');
+  if (pn === null) return {};
+  const n = Number(pn);
+  if (!/^\d+$/.test(pn) || n < 1 || n > 10000) {
+    throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', { ArgumentName: 'partNumber', ArgumentValue: pn });
+  }
+  if (obj.partsCount === 0) {
+    if (n !== 1) throw new S3Error('InvalidPartNumber');
+    return {};
+  }
+  if (n > obj.streams.length) throw new S3Error('InvalidPartNumber', undefined, { PartNumberRequested: n, ActualPartCount: obj.streams.length });
+  let start = 0;
+  for (let i = 0; i < n - 1; i++) start += obj.streams[i]!.plainSize;
+  const size = obj.streams[n - 1]!.plainSize;
+  return { range: { start, end: start + size - 1 }, partsCount: obj.partsCount };
+}
+
+export async function getObject(ctx: S3Context, objects: ObjectService, head: boolean): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  const obj = await objects.getObject(bucket, key);
+  checkReadSse(ctx);
+  const cond = checkGetConditions(ctx, obj);
+  if (cond === 'not-modified') {
+    send(ctx, 304, undefined, { etag: etagOf(obj), 'last-modified': httpDate(obj.lastModified) });
+    return;
+  }
+  const headers = objectHeaders(ctx, obj);
+  const part = partRange(ctx, obj);
+  let range: PlainRange | undefined = part.range;
+  if (part.partsCount !== undefined) headers['x-amz-mp-parts-count'] = part.partsCount;
+  if (!range) {
+    const r = parseRange(header(ctx, 'range'), obj.size);
+    if (r === 'unsatisfiable') {
+      throw new S3Error('InvalidRange', undefined, { RangeRequested: header(ctx, 'range'), ActualObjectSize: obj.size }, { 'content-range': `bytes */${obj.size}` });
+    }
+    range = r;
+  }
+  // A full-object checksum describes the whole object only, so ranged reads do not carry it.
+  if (!range && header(ctx, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED' && obj.checksum) Object.assign(headers, checksumHeaders(obj));
+  let status = 200;
+  let length = obj.size;
+  if (range) {
+    status = 206;
+    length = range.end - range.start + 1;
+    headers['content-range'] = `bytes ${range.start}-${range.end}/${obj.size}`;
+  }
+  headers['content-length'] = length;
+  if (head) {
+    send(ctx, status, undefined, headers);
+    return;
+  }
+  const plain = await objects.openPlaintext(obj, range);
+  await streamOut(ctx, status, headers, plain);
+}
+
+/**
+ * Sends a plaintext stream. The first chunk (one verified segment) is awaited before the
+ * status line goes out, so damage found there is a clean 500; later damage aborts the
+ * connection, so a client sees an error, never wrong bytes.
+ */
+async function streamOut(ctx: S3Context, status: number, headers: Record<string, string | number>, plain: Readable): Promise<void> {
+  const res = ctx.res;
+  const first = await firstChunk(plain);
+  res.statusCode = status;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  if (first === null) {
+    res.end();
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const onClose = () => {
+      cleanup();
+      if (!res.writableFinished) plain.destroy();
+      resolve();
+    };
+    const cleanup = () => {
+      plain.off('error', onError);
+      res.off('close', onClose);
+    };
+    plain.on('error', onError);
+    res.on('close', onClose);
+    res.write(first);
+    plain.pipe(res);
+  });
+}
+
+function firstChunk(r: Readable): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const onReadable = () => {
+      const c = r.read() as Buffer | null;
+      if (c !== null) {
+        done();
+        resolve(c);
+      }
+    };
+    const onEnd = () => {
+      done();
+      resolve(null);
+    };
+    const onError = (e: Error) => {
+      done();
+      reject(e);
+    };
+    const done = () => {
+      r.off('readable', onReadable);
+      r.off('end', onEnd);
+      r.off('error', onError);
+    };
+    r.on('readable', onReadable);
+    r.on('end', onEnd);
+    r.on('error', onError);
+  });
+}
+
+export async function deleteObject(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  await objects.deleteObject(bucket, key);
+  send(ctx, 204);
+}
+
+export async function deleteObjects(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const bucket = ctx.op.bucket!;
+  await objects.requireBucket(bucket);
+  if (header(ctx, 'content-md5') === undefined && !Object.keys(ctx.req.headers).some((h) => h.startsWith('x-amz-checksum-')) && !header(ctx, 'x-amz-trailer')) {
+    throw new S3Error('InvalidRequest', 'Missing required header for this request: Content-Md5.');
+  }
+  const md5 = contentMd5(ctx);
+  const body = await readSmallBody(ctx, 2 * 1024 * 1024);
+  if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+  const doc = parseXml(body).Delete as { Quiet?: string; Object?: { Key?: string; VersionId?: string }[] } | undefined;
+  if (!doc || typeof doc !== 'object') throw new S3Error('MalformedXML');
+  const list = doc.Object ?? [];
+  if (list.length === 0 || list.length > 1000) throw new S3Error('MalformedXML');
+  const quiet = String(doc.Quiet ?? 'false').trim().toLowerCase() === 'true';
+  const out: XmlNode[] = [];
+  for (const o of list) {
+    const key = typeof o?.Key === 'string' ? o.Key : undefined;
+    if (key === undefined) throw new S3Error('MalformedXML');
+    try {
+      validateKey(key);
+      if (o.VersionId !== undefined && o.VersionId !== 'null') throw new S3Error('NoSuchVersion');
+      await objects.deleteObject(bucket, key);
+      if (!quiet) out.push(['Deleted', [['Key', key]]]);
+    } catch (e) {
+      const err = e instanceof S3Error ? e : new S3Error('InternalError');
+      if (!(e instanceof S3Error)) ctx.log.error({ err: e }, 'delete failed');
+      out.push(['Error', [['Key', key], ['Code', err.code], ['Message', err.message]]]);
+    }
+  }
+  send(ctx, 200, xmlDocument('DeleteResult', out));
+}
+
+/** Parses x-amz-copy-source: "[/]bucket/key[?versionId=...]", URL-encoded. */
+export function copySource(ctx: S3Context): { bucket: string; key: string } {
+  const raw = header(ctx, 'x-amz-copy-source') ?? '';
+  const [pathPart, queryPart] = raw.split('?', 2) as [string, string | undefined];
+  let path: string;
+  try {
+    path = decodeURIComponent(pathPart);
+  } catch {
+    throw new S3Error('InvalidArgument', 'Invalid copy source encoding', { ArgumentName: 'x-amz-copy-source' });
+  }
+  if (path.startsWith('/')) path = path.slice(1);
+  const slash = path.indexOf('/');
+  if (slash <= 0 || slash === path.length - 1) {
+    throw new S3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey', { ArgumentName: 'x-amz-copy-source', ArgumentValue: raw });
+  }
+  if (queryPart) {
+    const v = new URLSearchParams(queryPart).get('versionId');
+    if (v !== null && v !== 'null') throw new S3Error('NoSuchVersion', undefined, { VersionId: v });
+  }
+  return { bucket: path.slice(0, slash), key: path.slice(slash + 1) };
+}
+
+export async function copyObject(ctx: S3Context, objects: ObjectService): Promise<void> {
+  const { bucket, key } = ctx.op as { bucket: string; key: string };
+  validateKey(key);
+  const src = copySource(ctx);
+  checkWriteSse(ctx);
+  const source = await objects.getObject(src.bucket, src.key);
+  checkCopyConditions(ctx, source);
+  const directive = (header(ctx, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase();
+  if (directive !== 'COPY' && directive !== 'REPLACE') {
+    throw new S3Error('InvalidArgument', 'Unknown metadata directive.', { ArgumentName: 'x-amz-metadata-directive', ArgumentValue: directive });
+  }
+  if (src.bucket === bucket && src.key === key && directive === 'COPY' && header(ctx, 'x-amz-server-side-encryption') === undefined && header(ctx, 'x-amz-storage-class') === undefined && header(ctx, 'x-amz-website-redirect-location') === undefined) {
+    throw new S3Error(
+      'InvalidRequest',
+      "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+    );
+  }
+  if (source.size > 5 * 1024 ** 3) {
+    throw new S3Error('InvalidRequest', 'The specified copy source is larger than the maximum allowable size for a copy source: 5368709120');
+  }
+  const attrs =
+    directive === 'REPLACE'
+      ? writeAttributes(ctx)
+      : { contentType: source.contentType, headers: source.headers, userMetadata: source.userMetadata };
+  const obj = await objects.copyObject({ source, bucket, key, ...attrs, signal: ctx.signal });
+  send(ctx, 200, xmlDocument('CopyObjectResult', [['LastModified', isoDate(obj.lastModified)], ['ETag', etagOf(obj)]]), SSE_RESPONSE);
+}

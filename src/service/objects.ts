@@ -1,0 +1,330 @@
+// Object use cases: put, get, head, delete, copy, and multipart uploads. Every write follows
+// the write protocol: stream the ciphertext to a fresh blob (fsync), commit the metadata in
+// one transaction, then delete what it replaced. Every object is encrypted (SSE-S3).
+import { createHash, randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { createEncryptStream } from '../crypto/format.ts';
+import type { SecretKey } from '../crypto/keys.ts';
+import { S3Error } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import {
+  UploadGoneError,
+  type BlobStore,
+  type MetadataStore,
+  type ObjectRecord,
+  type PartRecord,
+  type StreamRecord,
+  type UploadRecord,
+} from '../storage/ports.ts';
+import type { MasterKeyService } from './master-keys.ts';
+import { Meter, readPlaintext, type PlainRange } from './streams.ts';
+
+export const MAX_OBJECT_SIZE = 5 * 1024 ** 3;
+export const MIN_PART_SIZE = 5 * 1024 ** 2;
+export const MAX_PARTS = 10_000;
+
+export function newId(bytes = 24): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+export interface WriteAttributes {
+  contentType: string;
+  headers: Record<string, string>;
+  userMetadata: Record<string, string>;
+}
+
+export interface PutInput extends WriteAttributes {
+  bucket: string;
+  key: string;
+  body: Readable;
+  /** Expected plaintext length (Content-Length or x-amz-decoded-content-length). */
+  length: number;
+  /** base64 Content-MD5, already syntax-checked. */
+  contentMd5?: Buffer;
+  signal?: AbortSignal;
+  /** Called once the body is fully read, before commit: last chance to refuse (e.g. checksums). */
+  beforeCommit?: () => void;
+  checksum?: () => { algorithm: string; value: string } | undefined;
+}
+
+export interface CopyInput extends Partial<WriteAttributes> {
+  source: ObjectRecord;
+  bucket: string;
+  key: string;
+  range?: PlainRange;
+  signal?: AbortSignal;
+}
+
+export class ObjectService {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly blobs: BlobStore,
+    private readonly keys: MasterKeyService,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async requireBucket(bucket: string): Promise<void> {
+    if (!(await this.meta.getBucket(bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+  }
+
+  async getObject(bucket: string, key: string): Promise<ObjectRecord> {
+    const obj = await this.meta.getObject(bucket, key);
+    if (!obj) {
+      await this.requireBucket(bucket);
+      throw new S3Error('NoSuchKey', undefined, { Key: key });
+    }
+    return obj;
+  }
+
+  /** Encrypts `source` into a new blob; returns the stream record. Removes the blob on failure. */
+  private async writeStream(
+    dataKey: SecretKey,
+    streamIndex: number,
+    source: Readable,
+    limit: number,
+    signal?: AbortSignal,
+  ): Promise<{ record: StreamRecord; md5: Buffer }> {
+    const blobId = newId();
+    const meter = new Meter(limit);
+    const enc = createEncryptStream(dataKey, { streamIndex });
+    const chain = source.pipe(meter);
+    source.on('error', (e) => meter.destroy(e));
+    const encrypted = chain.pipe(enc);
+    meter.on('error', (e) => enc.destroy(e));
+    await this.blobs.write(blobId, encrypted, signal);
+    const md5 = meter.md5();
+    return {
+      record: { blobId, streamIndex, plainSize: meter.bytes, md5: md5.toString('hex'), header: enc.header.toString('base64') },
+      md5,
+    };
+  }
+
+  private async discard(blobIds: string[]): Promise<void> {
+    for (const id of blobIds) {
+      try {
+        await this.blobs.delete(id);
+      } catch (e) {
+        this.log.warn({ err: e, blobId: id }, 'could not delete a replaced blob; the start-up sweep will');
+      }
+    }
+  }
+
+  async putObject(input: PutInput): Promise<ObjectRecord> {
+    await this.requireBucket(input.bucket);
+    const versionId = newId(16);
+    const { dataKey, sse } = this.keys.newDataKey({ bucket: input.bucket, key: input.key, versionId });
+    let written: { record: StreamRecord; md5: Buffer };
+    try {
+      written = await this.writeStream(dataKey, 0, input.body, MAX_OBJECT_SIZE, input.signal);
+    } finally {
+      dataKey.zero();
+    }
+    const { record, md5 } = written;
+    try {
+      if (record.plainSize !== input.length) throw new S3Error('IncompleteBody');
+      if (input.contentMd5 && !input.contentMd5.equals(md5)) throw new S3Error('BadDigest');
+      input.beforeCommit?.();
+      const checksum = input.checksum?.();
+      const obj: ObjectRecord = {
+        bucket: input.bucket,
+        key: input.key,
+        versionId,
+        size: record.plainSize,
+        etag: record.md5,
+        lastModified: this.now(),
+        contentType: input.contentType,
+        headers: input.headers,
+        userMetadata: input.userMetadata,
+        sse,
+        streams: [record],
+        partsCount: 0,
+        ...(checksum ? { checksum } : {}),
+      };
+      const { garbageBlobIds } = await this.meta.putObject(obj);
+      await this.discard(garbageBlobIds);
+      return obj;
+    } catch (e) {
+      await this.discard([record.blobId]);
+      throw e;
+    }
+  }
+
+  /** Plaintext of an object or a range of it; errors (never wrong bytes) on any damage. */
+  async openPlaintext(obj: ObjectRecord, range?: PlainRange): Promise<Readable> {
+    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId });
+    const stream = readPlaintext(this.blobs, dataKey, obj.streams, range);
+    stream.on('close', () => dataKey.zero());
+    return stream;
+  }
+
+  async deleteObject(bucket: string, key: string): Promise<void> {
+    await this.requireBucket(bucket);
+    const { garbageBlobIds } = await this.meta.deleteObject(bucket, key);
+    await this.discard(garbageBlobIds);
+  }
+
+  /** Copies (a range of) `source` to bucket/key: decrypt, re-encrypt under a new data key. */
+  async copyObject(input: CopyInput & WriteAttributes): Promise<ObjectRecord> {
+    await this.requireBucket(input.bucket);
+    const plain = await this.openPlaintext(input.source);
+    return this.putObject({
+      bucket: input.bucket,
+      key: input.key,
+      body: plain,
+      length: input.source.size,
+      contentType: input.contentType,
+      headers: input.headers,
+      userMetadata: input.userMetadata,
+      ...(input.signal ? { signal: input.signal } : {}),
+    });
+  }
+
+  // ---- multipart ----
+
+  async createUpload(bucket: string, key: string, attrs: WriteAttributes, checksumAlgorithm?: string): Promise<UploadRecord> {
+    await this.requireBucket(bucket);
+    const versionId = newId(16);
+    const { dataKey, sse } = this.keys.newDataKey({ bucket, key, versionId });
+    dataKey.zero();
+    const upload: UploadRecord = {
+      uploadId: newId(36),
+      bucket,
+      key,
+      versionId,
+      initiated: this.now(),
+      ...attrs,
+      sse,
+      ...(checksumAlgorithm ? { checksumAlgorithm } : {}),
+    };
+    await this.meta.createUpload(upload);
+    return upload;
+  }
+
+  async getUpload(bucket: string, key: string, uploadId: string): Promise<UploadRecord> {
+    const u = await this.meta.getUpload(uploadId);
+    if (!u || u.bucket !== bucket || u.key !== key) {
+      await this.requireBucket(bucket);
+      throw new S3Error('NoSuchUpload', undefined, { UploadId: uploadId });
+    }
+    return u;
+  }
+
+  async uploadPart(
+    upload: UploadRecord,
+    partNumber: number,
+    body: Readable,
+    length: number,
+    opts: { contentMd5?: Buffer; signal?: AbortSignal; beforeCommit?: () => void } = {},
+  ): Promise<PartRecord> {
+    const dataKey = await this.keys.openDataKey(upload.sse, { bucket: upload.bucket, key: upload.key, versionId: upload.versionId });
+    let written: { record: StreamRecord; md5: Buffer };
+    try {
+      written = await this.writeStream(dataKey, partNumber, body, MAX_OBJECT_SIZE, opts.signal);
+    } finally {
+      dataKey.zero();
+    }
+    const { record, md5 } = written;
+    try {
+      if (record.plainSize !== length) throw new S3Error('IncompleteBody');
+      if (opts.contentMd5 && !opts.contentMd5.equals(md5)) throw new S3Error('BadDigest');
+      opts.beforeCommit?.();
+      const part: PartRecord = {
+        uploadId: upload.uploadId,
+        partNumber,
+        blobId: record.blobId,
+        plainSize: record.plainSize,
+        md5: record.md5,
+        header: record.header,
+        lastModified: this.now(),
+      };
+      const { garbageBlobIds } = await this.meta.putPart(part);
+      await this.discard(garbageBlobIds);
+      return part;
+    } catch (e) {
+      await this.discard([record.blobId]);
+      if (e instanceof UploadGoneError) throw new S3Error('NoSuchUpload', undefined, { UploadId: upload.uploadId });
+      throw e;
+    }
+  }
+
+  async completeUpload(upload: UploadRecord, requested: { partNumber: number; etag: string }[]): Promise<ObjectRecord> {
+    if (requested.length === 0) {
+      throw new S3Error('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema');
+    }
+    const parts = new Map((await this.meta.listParts(upload.uploadId)).map((p) => [p.partNumber, p]));
+    let prev = 0;
+    const chosen: PartRecord[] = [];
+    for (const r of requested) {
+      if (r.partNumber <= prev) throw new S3Error('InvalidPartOrder');
+      prev = r.partNumber;
+      const p = parts.get(r.partNumber);
+      if (!p || normalizeEtag(r.etag) !== p.md5) {
+        throw new S3Error('InvalidPart', undefined, { UploadId: upload.uploadId, PartNumber: r.partNumber, ETag: r.etag });
+      }
+      chosen.push(p);
+    }
+    for (let i = 0; i < chosen.length - 1; i++) {
+      const p = chosen[i]!;
+      if (p.plainSize < MIN_PART_SIZE) {
+        throw new S3Error('EntityTooSmall', undefined, {
+          ProposedSize: p.plainSize,
+          MinSizeAllowed: MIN_PART_SIZE,
+          PartNumber: p.partNumber,
+          ETag: `"${p.md5}"`,
+        });
+      }
+    }
+    const size = chosen.reduce((n, p) => n + p.plainSize, 0);
+    if (size > MAX_OBJECT_SIZE) throw new S3Error('EntityTooLarge', undefined, { ProposedSize: size, MaxSizeAllowed: MAX_OBJECT_SIZE });
+    const etagHash = createHash('md5');
+    for (const p of chosen) etagHash.update(Buffer.from(p.md5, 'hex'));
+    const obj: ObjectRecord = {
+      bucket: upload.bucket,
+      key: upload.key,
+      versionId: upload.versionId,
+      size,
+      etag: `${etagHash.digest('hex')}-${chosen.length}`,
+      lastModified: this.now(),
+      contentType: upload.contentType,
+      headers: upload.headers,
+      userMetadata: upload.userMetadata,
+      sse: upload.sse,
+      streams: chosen.map((p) => ({ blobId: p.blobId, streamIndex: p.partNumber, plainSize: p.plainSize, md5: p.md5, header: p.header })),
+      partsCount: chosen.length,
+    };
+    try {
+      const { garbageBlobIds } = await this.meta.completeUpload(upload.uploadId, obj);
+      await this.discard(garbageBlobIds);
+    } catch (e) {
+      if (e instanceof UploadGoneError) throw new S3Error('NoSuchUpload', undefined, { UploadId: upload.uploadId });
+      throw e;
+    }
+    return obj;
+  }
+
+  async abortUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    await this.getUpload(bucket, key, uploadId);
+    const { aborted, garbageBlobIds } = await this.meta.abortUpload(uploadId);
+    await this.discard(garbageBlobIds);
+    if (!aborted) throw new S3Error('NoSuchUpload', undefined, { UploadId: uploadId });
+  }
+
+  /** Removes blobs no metadata refers to (left by a crash between write and commit). */
+  async sweepOrphans(): Promise<{ incomplete: number; orphans: number }> {
+    const incomplete = await this.blobs.sweepIncomplete();
+    let orphans = 0;
+    for await (const id of this.blobs.list()) {
+      if (!(await this.meta.isBlobReferenced(id))) {
+        await this.blobs.delete(id);
+        orphans++;
+      }
+    }
+    return { incomplete, orphans };
+  }
+}
+
+export function normalizeEtag(e: string): string {
+  return e.trim().replace(/^"|"$/g, '').toLowerCase();
+}

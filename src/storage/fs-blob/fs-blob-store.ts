@@ -1,0 +1,130 @@
+// FsBlobStore: encrypted blobs as files under <dataDir>/blobs, named by blob id (never by the
+// user's key), fanned out over two directory levels. A write goes to a temporary file, is
+// fsync'd, renamed into place and the directory fsync'd, so a blob id is either absent or whole.
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { BlobRange, BlobStore } from '../ports.ts';
+
+const ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
+const TMP_SUFFIX = '.partial';
+
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+
+  constructor(dataDir: string) {
+    this.root = join(dataDir, 'blobs');
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+  }
+
+  private dirFor(id: string): string {
+    if (!ID_RE.test(id)) throw new Error('invalid blob id');
+    return join(this.root, id.slice(0, 2), id.slice(2, 4));
+  }
+
+  private pathFor(id: string): string {
+    return join(this.dirFor(id), id);
+  }
+
+  async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+    const dir = this.dirFor(id);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    const final = join(dir, id);
+    const tmp = final + TMP_SUFFIX;
+    let size = 0;
+    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 });
+    source.on('data', (c: Buffer) => {
+      size += c.length;
+    });
+    try {
+      await pipeline(source, out, signal ? { signal } : {});
+      await fsyncPath(tmp);
+      await fsp.rename(tmp, final);
+      await fsyncDir(dir);
+      return { size };
+    } catch (err) {
+      source.destroy();
+      out.destroy();
+      await fsp.rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  read(id: string, range?: BlobRange): Readable {
+    const path = this.pathFor(id);
+    if (range && range.end <= range.start) throw new Error('empty blob range');
+    const stream = range ? createReadStream(path, { start: range.start, end: range.end - 1 }) : createReadStream(path);
+    return stream;
+  }
+
+  async size(id: string): Promise<number | undefined> {
+    try {
+      return (await fsp.stat(this.pathFor(id))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await fsp.rm(this.pathFor(id), { force: true });
+  }
+
+  async *list(): AsyncIterable<string> {
+    for (const name of await this.walk()) if (!name.endsWith(TMP_SUFFIX)) yield name;
+  }
+
+  async sweepIncomplete(): Promise<number> {
+    let n = 0;
+    for (const name of await this.walk()) {
+      if (name.endsWith(TMP_SUFFIX)) {
+        await fsp.rm(this.pathFor(name.slice(0, -TMP_SUFFIX.length)) + TMP_SUFFIX, { force: true });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private async walk(): Promise<string[]> {
+    const out: string[] = [];
+    const l1 = await readdirSafe(this.root);
+    for (const a of l1) {
+      for (const b of await readdirSafe(join(this.root, a))) {
+        out.push(...(await readdirSafe(join(this.root, a, b))));
+      }
+    }
+    return out;
+  }
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
+  }
+}
+
+/** fsync through a fresh descriptor: Linux syncs the inode's data whichever fd wrote it. */
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await fsp.open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

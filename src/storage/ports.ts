@@ -1,0 +1,202 @@
+// Storage ports: what the services need from a blob store and a metadata store. Adapters
+// (fs-blob, sqlite-meta; later s3-blob, postgres-meta) implement these and pass the shared
+// conformance suite in storage/conformance.
+import type { Readable } from 'node:stream';
+
+export interface BlobRange {
+  start: number;
+  /** Exclusive end offset. */
+  end: number;
+}
+
+export interface BlobStore {
+  /**
+   * Stream `source` into a new blob `id`. Resolves only once the bytes are durable (fsync'd)
+   * and visible under `id`; on any failure (including `signal` abort) nothing remains.
+   */
+  write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }>;
+  /** Read a blob, or a byte range of it. Errors if the blob is missing or shorter than the range. */
+  read(id: string, range?: BlobRange): Readable;
+  /** Size in bytes, or undefined if absent. */
+  size(id: string): Promise<number | undefined>;
+  /** Remove a blob; removing an absent blob is not an error. */
+  delete(id: string): Promise<void>;
+  /** Every stored blob id (complete blobs only). */
+  list(): AsyncIterable<string>;
+  /** Remove leftovers of interrupted writes; returns how many were removed. */
+  sweepIncomplete(): Promise<number>;
+}
+
+export type SseMode = 'SSE-S3' | 'SSE-KMS' | 'SSE-C';
+
+/** How an object version's data key is kept. Only sealed material is ever stored. */
+export interface SseRecord {
+  mode: SseMode;
+  /** SSE-S3: the master key version that seals `sealedKey`. */
+  masterKeyVersion: number;
+  /** base64 of the sealed data key. */
+  sealedKey: string;
+}
+
+/** One encrypted write stream (a PUT body or one multipart part) of an object. */
+export interface StreamRecord {
+  blobId: string;
+  /** Stream index used in key derivation: 0 for a single PUT, the part number for parts. */
+  streamIndex: number;
+  plainSize: number;
+  /** Plaintext MD5 (hex) of this stream, for part ETags. */
+  md5: string;
+  /**
+   * base64 of the stream's 40-byte format header (its salt). Reads use this copy instead of
+   * the blob's, so a blob rolled back to an older write of the same stream fails to decrypt.
+   */
+  header: string;
+}
+
+export interface ObjectRecord {
+  bucket: string;
+  key: string;
+  /** Internal version id: every write gets a fresh one; bound into the sealed data key. */
+  versionId: string;
+  size: number;
+  etag: string; // without quotes
+  lastModified: number; // ms since epoch
+  contentType: string;
+  /** Standard stored headers: cache-control, content-disposition, content-encoding, content-language, expires. */
+  headers: Record<string, string>;
+  /** x-amz-meta-* (names lower-case, without the prefix). */
+  userMetadata: Record<string, string>;
+  sse: SseRecord;
+  streams: StreamRecord[];
+  /** Multipart: number of parts (for the md5-N ETag and PartsCount). 0 for single PUTs. */
+  partsCount: number;
+  /** Checksum the client sent and we verified (algorithm and base64 value). */
+  checksum?: { algorithm: string; value: string };
+}
+
+export interface BucketRecord {
+  name: string;
+  createdAt: number;
+  location: string;
+}
+
+export interface UploadRecord {
+  uploadId: string;
+  bucket: string;
+  key: string;
+  /** The version id the completed object will have (bound into the data key). */
+  versionId: string;
+  initiated: number;
+  contentType: string;
+  headers: Record<string, string>;
+  userMetadata: Record<string, string>;
+  sse: SseRecord;
+  checksumAlgorithm?: string;
+}
+
+export interface PartRecord {
+  uploadId: string;
+  partNumber: number;
+  blobId: string;
+  plainSize: number;
+  md5: string; // hex
+  /** base64 of the part stream's format header (see StreamRecord.header). */
+  header: string;
+  lastModified: number;
+}
+
+export interface ListObjectsQuery {
+  bucket: string;
+  prefix: string;
+  /** Keys strictly greater than this are returned. */
+  after: string;
+  limit: number;
+}
+
+export interface MasterKeyRecord {
+  version: number;
+  /** base64 of the master key sealed under the root key. */
+  sealed: string;
+  createdAt: number;
+  retiredAt?: number;
+}
+
+/** The result of replacing an object: blob ids that are no longer referenced. */
+export interface Replaced {
+  garbageBlobIds: string[];
+}
+
+export interface MetadataStore {
+  close(): Promise<void>;
+
+  // Settings (small values: account id, sealed root credentials, ...)
+  getSetting(name: string): Promise<string | undefined>;
+  /** Sets a value only if none is set; returns the value now stored. */
+  initSetting(name: string, value: string): Promise<string>;
+  setSetting(name: string, value: string): Promise<void>;
+
+  // Buckets
+  createBucket(b: BucketRecord): Promise<boolean>; // false if it exists
+  getBucket(name: string): Promise<BucketRecord | undefined>;
+  listBuckets(): Promise<BucketRecord[]>;
+  /** Deletes an empty bucket (no objects, no uploads). */
+  deleteBucket(name: string): Promise<'deleted' | 'not-empty' | 'missing'>;
+
+  // Objects
+  getObject(bucket: string, key: string): Promise<ObjectRecord | undefined>;
+  /**
+   * Commits `obj` in one transaction, replacing any current object at its key. Returns the
+   * blobs that became garbage (the caller deletes them after the commit).
+   */
+  putObject(obj: ObjectRecord): Promise<Replaced>;
+  deleteObject(bucket: string, key: string): Promise<Replaced & { deleted: boolean }>;
+  listObjects(q: ListObjectsQuery): Promise<ObjectRecord[]>;
+
+  // Multipart
+  createUpload(u: UploadRecord): Promise<void>;
+  getUpload(uploadId: string): Promise<UploadRecord | undefined>;
+  listUploads(bucket: string): Promise<UploadRecord[]>;
+  /** Records a part, replacing an earlier upload of the same number. */
+  putPart(p: PartRecord): Promise<Replaced>;
+  listParts(uploadId: string): Promise<PartRecord[]>;
+  /**
+   * Atomically: commit `obj` (whose streams are some of this upload's parts), delete the
+   * upload and its remaining parts. Returns garbage (unused parts, the replaced object).
+   */
+  completeUpload(uploadId: string, obj: ObjectRecord): Promise<Replaced>;
+  abortUpload(uploadId: string): Promise<Replaced & { aborted: boolean }>;
+
+  // Blob references (for the orphan sweep)
+  isBlobReferenced(blobId: string): Promise<boolean>;
+
+  // SSE-S3 master keys
+  listMasterKeys(): Promise<MasterKeyRecord[]>;
+  addMasterKey(k: MasterKeyRecord): Promise<boolean>; // false if the version exists
+  retireMasterKey(version: number, at: number): Promise<void>;
+  /** Count of object versions and uploads whose data key each master key version seals. */
+  countByMasterKey(): Promise<Map<number, number>>;
+  /** Up to `limit` items sealed by a master key version older than `newest`. */
+  findSealedBefore(newest: number, limit: number): Promise<RewrapItem[]>;
+  /**
+   * Replace the sealed key of one item if it is still sealed by `fromVersion` (compare and
+   * swap, so a concurrent overwrite is never clobbered). Returns whether it changed.
+   */
+  rewrap(item: RewrapItem, sse: SseRecord): Promise<boolean>;
+}
+
+export interface RewrapItem {
+  kind: 'object' | 'upload';
+  bucket: string;
+  key: string;
+  versionId: string;
+  uploadId?: string;
+  sse: SseRecord;
+}
+
+/** The upload vanished (completed or aborted concurrently) or a part it names is gone. */
+export class UploadGoneError extends Error {
+  constructor() {
+    super('upload no longer exists');
+    this.name = 'UploadGoneError';
+  }
+}

@@ -1,0 +1,414 @@
+// SqliteMetadataStore: buckets, objects, multipart uploads, master keys and settings in one
+// SQLite database (WAL, synchronous=FULL) under the data directory. Every state change that
+// must be atomic (replace an object, complete an upload) is one transaction.
+import Database from 'better-sqlite3';
+import type {
+  BucketRecord,
+  ListObjectsQuery,
+  MasterKeyRecord,
+  MetadataStore,
+  ObjectRecord,
+  PartRecord,
+  Replaced,
+  RewrapItem,
+  SseRecord,
+  UploadRecord,
+} from '../ports.ts';
+import { UploadGoneError } from '../ports.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS buckets (
+  name TEXT PRIMARY KEY, created_at INTEGER NOT NULL, location TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (
+  bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
+  size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
+  content_type TEXT NOT NULL, headers TEXT NOT NULL, user_metadata TEXT NOT NULL,
+  sse TEXT NOT NULL, master_key_version INTEGER NOT NULL, streams TEXT NOT NULL,
+  parts_count INTEGER NOT NULL, checksum TEXT,
+  PRIMARY KEY (bucket, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_mkv ON objects (master_key_version);
+CREATE TABLE IF NOT EXISTS object_blobs (
+  blob_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS object_blobs_key ON object_blobs (bucket, key);
+CREATE TABLE IF NOT EXISTS uploads (
+  upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
+  initiated INTEGER NOT NULL, content_type TEXT NOT NULL, headers TEXT NOT NULL,
+  user_metadata TEXT NOT NULL, sse TEXT NOT NULL, master_key_version INTEGER NOT NULL,
+  checksum_algorithm TEXT);
+CREATE INDEX IF NOT EXISTS uploads_bucket ON uploads (bucket, key, initiated);
+CREATE TABLE IF NOT EXISTS parts (
+  upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL UNIQUE,
+  plain_size INTEGER NOT NULL, md5 TEXT NOT NULL, header TEXT NOT NULL, last_modified INTEGER NOT NULL,
+  PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS master_keys (
+  version INTEGER PRIMARY KEY, sealed TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);
+`;
+
+interface ObjectRow {
+  bucket: string;
+  key: string;
+  version_id: string;
+  size: number;
+  etag: string;
+  last_modified: number;
+  content_type: string;
+  headers: string;
+  user_metadata: string;
+  sse: string;
+  streams: string;
+  parts_count: number;
+  checksum: string | null;
+}
+
+interface UploadRow {
+  upload_id: string;
+  bucket: string;
+  key: string;
+  version_id: string;
+  initiated: number;
+  content_type: string;
+  headers: string;
+  user_metadata: string;
+  sse: string;
+  checksum_algorithm: string | null;
+}
+
+interface PartRow {
+  upload_id: string;
+  part_number: number;
+  blob_id: string;
+  plain_size: number;
+  md5: string;
+  header: string;
+  last_modified: number;
+}
+
+function toObject(r: ObjectRow): ObjectRecord {
+  return {
+    bucket: r.bucket,
+    key: r.key,
+    versionId: r.version_id,
+    size: r.size,
+    etag: r.etag,
+    lastModified: r.last_modified,
+    contentType: r.content_type,
+    headers: JSON.parse(r.headers),
+    userMetadata: JSON.parse(r.user_metadata),
+    sse: JSON.parse(r.sse),
+    streams: JSON.parse(r.streams),
+    partsCount: r.parts_count,
+    ...(r.checksum ? { checksum: JSON.parse(r.checksum) } : {}),
+  };
+}
+
+function toUpload(r: UploadRow): UploadRecord {
+  return {
+    uploadId: r.upload_id,
+    bucket: r.bucket,
+    key: r.key,
+    versionId: r.version_id,
+    initiated: r.initiated,
+    contentType: r.content_type,
+    headers: JSON.parse(r.headers),
+    userMetadata: JSON.parse(r.user_metadata),
+    sse: JSON.parse(r.sse),
+    ...(r.checksum_algorithm ? { checksumAlgorithm: r.checksum_algorithm } : {}),
+  };
+}
+
+function toPart(r: PartRow): PartRecord {
+  return {
+    uploadId: r.upload_id,
+    partNumber: r.part_number,
+    blobId: r.blob_id,
+    plainSize: r.plain_size,
+    md5: r.md5,
+    header: r.header,
+    lastModified: r.last_modified,
+  };
+}
+
+export class SqliteMetadataStore implements MetadataStore {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmts = {
+      getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE name = ?'),
+      initSetting: db.prepare('INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)'),
+      setSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
+      createBucket: db.prepare('INSERT OR IGNORE INTO buckets (name, created_at, location) VALUES (?, ?, ?)'),
+      getBucket: db.prepare<[string], { name: string; created_at: number; location: string }>('SELECT * FROM buckets WHERE name = ?'),
+      listBuckets: db.prepare<[], { name: string; created_at: number; location: string }>('SELECT * FROM buckets ORDER BY name'),
+      bucketHasObjects: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM objects WHERE bucket = ? LIMIT 1'),
+      bucketHasUploads: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM uploads WHERE bucket = ? LIMIT 1'),
+      deleteBucket: db.prepare('DELETE FROM buckets WHERE name = ?'),
+      getObject: db.prepare<[string, string], ObjectRow>('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
+      objectBlobs: db.prepare<[string, string], { blob_id: string }>('SELECT blob_id FROM object_blobs WHERE bucket = ? AND key = ?'),
+      deleteObjectBlobs: db.prepare('DELETE FROM object_blobs WHERE bucket = ? AND key = ?'),
+      insertObjectBlob: db.prepare('INSERT OR REPLACE INTO object_blobs (blob_id, bucket, key) VALUES (?, ?, ?)'),
+      upsertObject: db.prepare(`INSERT OR REPLACE INTO objects
+        (bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum)
+        VALUES (@bucket, @key, @version_id, @size, @etag, @last_modified, @content_type, @headers, @user_metadata, @sse, @master_key_version, @streams, @parts_count, @checksum)`),
+      deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
+      listObjects: db.prepare<[string, string, string, number, string, number], ObjectRow>(
+        'SELECT * FROM objects WHERE bucket = ? AND key > ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?',
+      ),
+      createUpload: db.prepare(`INSERT INTO uploads
+        (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm)
+        VALUES (@upload_id, @bucket, @key, @version_id, @initiated, @content_type, @headers, @user_metadata, @sse, @master_key_version, @checksum_algorithm)`),
+      getUpload: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE upload_id = ?'),
+      listUploads: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE bucket = ? ORDER BY key, initiated, upload_id'),
+      deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
+      getPart: db.prepare<[string, number], PartRow>('SELECT * FROM parts WHERE upload_id = ? AND part_number = ?'),
+      upsertPart: db.prepare(`INSERT OR REPLACE INTO parts (upload_id, part_number, blob_id, plain_size, md5, header, last_modified)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      listParts: db.prepare<[string], PartRow>('SELECT * FROM parts WHERE upload_id = ? ORDER BY part_number'),
+      deleteParts: db.prepare('DELETE FROM parts WHERE upload_id = ?'),
+      blobInObjects: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM object_blobs WHERE blob_id = ?'),
+      blobInParts: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM parts WHERE blob_id = ?'),
+      listMasterKeys: db.prepare<[], { version: number; sealed: string; created_at: number; retired_at: number | null }>(
+        'SELECT * FROM master_keys ORDER BY version',
+      ),
+      addMasterKey: db.prepare('INSERT OR IGNORE INTO master_keys (version, sealed, created_at) VALUES (?, ?, ?)'),
+      retireMasterKey: db.prepare("UPDATE master_keys SET retired_at = ?, sealed = '' WHERE version = ?"),
+      countObjectsByMk: db.prepare<[], { v: number; n: number }>(
+        'SELECT master_key_version AS v, count(*) AS n FROM objects GROUP BY master_key_version',
+      ),
+      countUploadsByMk: db.prepare<[], { v: number; n: number }>(
+        'SELECT master_key_version AS v, count(*) AS n FROM uploads GROUP BY master_key_version',
+      ),
+      objectsBefore: db.prepare<[number, number], ObjectRow>(
+        "SELECT * FROM objects WHERE master_key_version < ? AND json_extract(sse, '$.mode') = 'SSE-S3' LIMIT ?",
+      ),
+      uploadsBefore: db.prepare<[number, number], UploadRow>(
+        "SELECT * FROM uploads WHERE master_key_version < ? AND json_extract(sse, '$.mode') = 'SSE-S3' LIMIT ?",
+      ),
+      rewrapObject: db.prepare(
+        'UPDATE objects SET sse = ?, master_key_version = ? WHERE bucket = ? AND key = ? AND version_id = ? AND master_key_version = ?',
+      ),
+      rewrapUpload: db.prepare('UPDATE uploads SET sse = ?, master_key_version = ? WHERE upload_id = ? AND master_key_version = ?'),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  async getSetting(name: string): Promise<string | undefined> {
+    return this.stmts.getSetting.get(name)?.value;
+  }
+
+  async initSetting(name: string, value: string): Promise<string> {
+    this.stmts.initSetting.run(name, value);
+    return this.stmts.getSetting.get(name)!.value;
+  }
+
+  async setSetting(name: string, value: string): Promise<void> {
+    this.stmts.setSetting.run(name, value);
+  }
+
+  async createBucket(b: BucketRecord): Promise<boolean> {
+    return this.stmts.createBucket.run(b.name, b.createdAt, b.location).changes === 1;
+  }
+
+  async getBucket(name: string): Promise<BucketRecord | undefined> {
+    const r = this.stmts.getBucket.get(name);
+    return r && { name: r.name, createdAt: r.created_at, location: r.location };
+  }
+
+  async listBuckets(): Promise<BucketRecord[]> {
+    return this.stmts.listBuckets.all().map((r) => ({ name: r.name, createdAt: r.created_at, location: r.location }));
+  }
+
+  async deleteBucket(name: string): Promise<'deleted' | 'not-empty' | 'missing'> {
+    return this.db.transaction(() => {
+      if (!this.stmts.getBucket.get(name)) return 'missing' as const;
+      if (this.stmts.bucketHasObjects.get(name) || this.stmts.bucketHasUploads.get(name)) return 'not-empty' as const;
+      this.stmts.deleteBucket.run(name);
+      return 'deleted' as const;
+    }).immediate();
+  }
+
+  async getObject(bucket: string, key: string): Promise<ObjectRecord | undefined> {
+    const r = this.stmts.getObject.get(bucket, key);
+    return r && toObject(r);
+  }
+
+  /** In a transaction: drop the current object at (bucket, key) and return its blob ids. */
+  private removeCurrent(bucket: string, key: string): string[] {
+    const garbage = this.stmts.objectBlobs.all(bucket, key).map((r) => r.blob_id);
+    this.stmts.deleteObjectBlobs.run(bucket, key);
+    this.stmts.deleteObject.run(bucket, key);
+    return garbage;
+  }
+
+  private insertObject(obj: ObjectRecord): void {
+    this.stmts.upsertObject.run({
+      bucket: obj.bucket,
+      key: obj.key,
+      version_id: obj.versionId,
+      size: obj.size,
+      etag: obj.etag,
+      last_modified: obj.lastModified,
+      content_type: obj.contentType,
+      headers: JSON.stringify(obj.headers),
+      user_metadata: JSON.stringify(obj.userMetadata),
+      sse: JSON.stringify(obj.sse),
+      master_key_version: obj.sse.masterKeyVersion,
+      streams: JSON.stringify(obj.streams),
+      parts_count: obj.partsCount,
+      checksum: obj.checksum ? JSON.stringify(obj.checksum) : null,
+    });
+    for (const s of obj.streams) this.stmts.insertObjectBlob.run(s.blobId, obj.bucket, obj.key);
+  }
+
+  async putObject(obj: ObjectRecord): Promise<Replaced> {
+    return this.db.transaction(() => {
+      const garbage = this.removeCurrent(obj.bucket, obj.key);
+      this.insertObject(obj);
+      const keep = new Set(obj.streams.map((s) => s.blobId));
+      return { garbageBlobIds: garbage.filter((id) => !keep.has(id)) };
+    }).immediate();
+  }
+
+  async deleteObject(bucket: string, key: string): Promise<Replaced & { deleted: boolean }> {
+    return this.db.transaction(() => {
+      const existed = !!this.stmts.getObject.get(bucket, key);
+      const garbage = this.removeCurrent(bucket, key);
+      return { deleted: existed, garbageBlobIds: garbage };
+    }).immediate();
+  }
+
+  async listObjects(q: ListObjectsQuery): Promise<ObjectRecord[]> {
+    // key > after, key >= prefix (lets SQLite use the primary key range), key starts with prefix
+    // (SQLite's substr counts code points; its BINARY order is UTF-8 byte order, as S3 lists.)
+    const prefixChars = [...q.prefix].length;
+    return this.stmts.listObjects.all(q.bucket, q.after, q.prefix, prefixChars, q.prefix, q.limit).map(toObject);
+  }
+
+  async createUpload(u: UploadRecord): Promise<void> {
+    this.stmts.createUpload.run({
+      upload_id: u.uploadId,
+      bucket: u.bucket,
+      key: u.key,
+      version_id: u.versionId,
+      initiated: u.initiated,
+      content_type: u.contentType,
+      headers: JSON.stringify(u.headers),
+      user_metadata: JSON.stringify(u.userMetadata),
+      sse: JSON.stringify(u.sse),
+      master_key_version: u.sse.masterKeyVersion,
+      checksum_algorithm: u.checksumAlgorithm ?? null,
+    });
+  }
+
+  async getUpload(uploadId: string): Promise<UploadRecord | undefined> {
+    const r = this.stmts.getUpload.get(uploadId);
+    return r && toUpload(r);
+  }
+
+  async listUploads(bucket: string): Promise<UploadRecord[]> {
+    return this.stmts.listUploads.all(bucket).map(toUpload);
+  }
+
+  async putPart(p: PartRecord): Promise<Replaced> {
+    return this.db.transaction(() => {
+      if (!this.stmts.getUpload.get(p.uploadId)) throw new UploadGoneError();
+      const old = this.stmts.getPart.get(p.uploadId, p.partNumber);
+      this.stmts.upsertPart.run(p.uploadId, p.partNumber, p.blobId, p.plainSize, p.md5, p.header, p.lastModified);
+      return { garbageBlobIds: old ? [old.blob_id] : [] };
+    }).immediate();
+  }
+
+  async listParts(uploadId: string): Promise<PartRecord[]> {
+    return this.stmts.listParts.all(uploadId).map(toPart);
+  }
+
+  async completeUpload(uploadId: string, obj: ObjectRecord): Promise<Replaced> {
+    return this.db.transaction(() => {
+      if (!this.stmts.getUpload.get(uploadId)) throw new UploadGoneError();
+      const used = new Set(obj.streams.map((s) => s.blobId));
+      const parts = this.stmts.listParts.all(uploadId);
+      for (const id of used) if (!parts.some((p) => p.blob_id === id)) throw new UploadGoneError();
+      const garbage = parts.filter((p) => !used.has(p.blob_id)).map((p) => p.blob_id);
+      this.stmts.deleteParts.run(uploadId);
+      this.stmts.deleteUpload.run(uploadId);
+      garbage.push(...this.removeCurrent(obj.bucket, obj.key));
+      this.insertObject(obj);
+      return { garbageBlobIds: garbage };
+    }).immediate();
+  }
+
+  async abortUpload(uploadId: string): Promise<Replaced & { aborted: boolean }> {
+    return this.db.transaction(() => {
+      if (!this.stmts.getUpload.get(uploadId)) return { aborted: false, garbageBlobIds: [] };
+      const garbage = this.stmts.listParts.all(uploadId).map((p) => p.blob_id);
+      this.stmts.deleteParts.run(uploadId);
+      this.stmts.deleteUpload.run(uploadId);
+      return { aborted: true, garbageBlobIds: garbage };
+    }).immediate();
+  }
+
+  async isBlobReferenced(blobId: string): Promise<boolean> {
+    return !!(this.stmts.blobInObjects.get(blobId) || this.stmts.blobInParts.get(blobId));
+  }
+
+  async listMasterKeys(): Promise<MasterKeyRecord[]> {
+    return this.stmts.listMasterKeys.all().map((r) => ({
+      version: r.version,
+      sealed: r.sealed,
+      createdAt: r.created_at,
+      ...(r.retired_at != null ? { retiredAt: r.retired_at } : {}),
+    }));
+  }
+
+  async addMasterKey(k: MasterKeyRecord): Promise<boolean> {
+    return this.stmts.addMasterKey.run(k.version, k.sealed, k.createdAt).changes === 1;
+  }
+
+  async retireMasterKey(version: number, at: number): Promise<void> {
+    this.stmts.retireMasterKey.run(at, version);
+  }
+
+  async countByMasterKey(): Promise<Map<number, number>> {
+    const m = new Map<number, number>();
+    for (const r of [...this.stmts.countObjectsByMk.all(), ...this.stmts.countUploadsByMk.all()]) {
+      m.set(r.v, (m.get(r.v) ?? 0) + r.n);
+    }
+    return m;
+  }
+
+  async findSealedBefore(newest: number, limit: number): Promise<RewrapItem[]> {
+    const items: RewrapItem[] = this.stmts.objectsBefore.all(newest, limit).map((r) => ({
+      kind: 'object' as const,
+      bucket: r.bucket,
+      key: r.key,
+      versionId: r.version_id,
+      sse: JSON.parse(r.sse) as SseRecord,
+    }));
+    if (items.length < limit) {
+      for (const r of this.stmts.uploadsBefore.all(newest, limit - items.length)) {
+        items.push({ kind: 'upload', bucket: r.bucket, key: r.key, versionId: r.version_id, uploadId: r.upload_id, sse: JSON.parse(r.sse) });
+      }
+    }
+    return items;
+  }
+
+  async rewrap(item: RewrapItem, sse: SseRecord): Promise<boolean> {
+    const from = item.sse.masterKeyVersion;
+    const json = JSON.stringify(sse);
+    const r =
+      item.kind === 'object'
+        ? this.stmts.rewrapObject.run(json, sse.masterKeyVersion, item.bucket, item.key, item.versionId, from)
+        : this.stmts.rewrapUpload.run(json, sse.masterKeyVersion, item.uploadId, from);
+    return r.changes === 1;
+  }
+}
