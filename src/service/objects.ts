@@ -84,17 +84,29 @@ export class ObjectService {
     streamIndex: number,
     source: Readable,
     limit: number,
+    expectedLength: number,
     signal?: AbortSignal,
   ): Promise<{ record: StreamRecord; md5: Buffer }> {
     const blobId = newId();
-    const meter = new Meter(limit);
+    const meter = new Meter(limit, expectedLength);
     const enc = createEncryptStream(dataKey, { streamIndex });
     const chain = source.pipe(meter);
     source.on('error', (e) => meter.destroy(e));
     const encrypted = chain.pipe(enc);
     meter.on('error', (e) => enc.destroy(e));
-    await this.blobs.write(blobId, encrypted, signal);
-    const md5 = meter.md5();
+    try {
+      await this.blobs.write(blobId, encrypted, signal);
+    } catch (e) {
+      meter.discard();
+      throw e;
+    }
+    let md5: Buffer;
+    try {
+      md5 = await meter.md5();
+    } catch (e) {
+      await this.discard([blobId]);
+      throw e;
+    }
     return {
       record: { blobId, streamIndex, plainSize: meter.bytes, md5: md5.toString('hex'), header: enc.header.toString('base64') },
       md5,
@@ -117,7 +129,7 @@ export class ObjectService {
     const { dataKey, sse } = this.keys.newDataKey({ bucket: input.bucket, key: input.key, versionId });
     let written: { record: StreamRecord; md5: Buffer };
     try {
-      written = await this.writeStream(dataKey, 0, input.body, MAX_OBJECT_SIZE, input.signal);
+      written = await this.writeStream(dataKey, 0, input.body, MAX_OBJECT_SIZE, input.length, input.signal);
     } finally {
       dataKey.zero();
     }
@@ -221,7 +233,7 @@ export class ObjectService {
     const dataKey = await this.keys.openDataKey(upload.sse, { bucket: upload.bucket, key: upload.key, versionId: upload.versionId });
     let written: { record: StreamRecord; md5: Buffer };
     try {
-      written = await this.writeStream(dataKey, partNumber, body, MAX_OBJECT_SIZE, opts.signal);
+      written = await this.writeStream(dataKey, partNumber, body, MAX_OBJECT_SIZE, length, opts.signal);
     } finally {
       dataKey.zero();
     }

@@ -6,15 +6,29 @@ import { cipherRangeFor, createDecryptStream, HEADER_SIZE } from '../crypto/form
 import type { SecretKey } from '../crypto/keys.ts';
 import { CryptoError, S3Error } from '../shared/errors.ts';
 import type { BlobStore, StreamRecord } from '../storage/ports.ts';
+import { OffloadedHash } from './hash-offload.ts';
 
-/** Counts bytes and computes the MD5 of what passes; fails past `limit` bytes. */
+/** Streams at least this long hash MD5 in the worker thread; shorter ones inline (latency). */
+export const OFFLOAD_MIN_BYTES = 1024 * 1024;
+
+/**
+ * Counts bytes and computes the MD5 of what passes; fails past `limit` bytes. For streams
+ * expected to be large the MD5 runs in a worker thread (hash-offload.ts) in parallel with the
+ * cipher downstream.
+ */
 export class Meter extends Transform {
   bytes = 0;
-  private readonly hash: Hash = createHash('md5');
-  private digest?: Buffer;
+  private readonly hash?: Hash;
+  private readonly offloaded?: OffloadedHash;
+  private digest?: Promise<Buffer>;
 
-  constructor(private readonly limit: number = Number.MAX_SAFE_INTEGER) {
+  constructor(
+    private readonly limit: number = Number.MAX_SAFE_INTEGER,
+    expectedLength = 0,
+  ) {
     super();
+    if (expectedLength >= OFFLOAD_MIN_BYTES) this.offloaded = new OffloadedHash('md5');
+    else this.hash = createHash('md5');
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -23,12 +37,30 @@ export class Meter extends Transform {
       cb(new S3Error('EntityTooLarge', undefined, { ProposedSize: this.bytes, MaxSizeAllowed: this.limit }));
       return;
     }
-    this.hash.update(chunk);
-    cb(null, chunk);
+    if (this.hash) {
+      this.hash.update(chunk);
+      cb(null, chunk);
+      return;
+    }
+    const wait = this.offloaded!.update(chunk);
+    if (wait) wait.then(() => cb(null, chunk), cb);
+    else cb(null, chunk);
   }
 
-  md5(): Buffer {
-    this.digest ??= this.hash.digest();
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    // Auto-destroy after a clean end must keep the hash for md5(); only failures drop it.
+    if (err && !this.digest) this.offloaded?.discard();
+    cb(err);
+  }
+
+  /** Drops an offloaded hash that will never be finished (the write failed). */
+  discard(): void {
+    if (!this.digest) this.offloaded?.discard();
+  }
+
+  /** The MD5 of everything that passed (call after the stream ended). */
+  md5(): Promise<Buffer> {
+    this.digest ??= this.hash ? Promise.resolve(this.hash.digest()) : this.offloaded!.digest();
     return this.digest;
   }
 }
