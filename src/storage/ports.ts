@@ -15,7 +15,12 @@ export interface BlobStore {
    * and visible under `id`; on any failure (including `signal` abort) nothing remains.
    */
   write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }>;
-  /** Read a blob, or a byte range of it. Errors if the blob is missing or shorter than the range. */
+  /**
+   * Read a blob, or a byte range of it. Errors (by throwing or through the stream) if the blob
+   * is missing. A range that runs past the end yields only the bytes that exist (fewer than
+   * asked; callers detect truncation, e.g. the decryptor authenticates every segment); a range
+   * starting at or past the end yields nothing or errors.
+   */
   read(id: string, range?: BlobRange): Readable;
   /** Size in bytes, or undefined if absent. */
   size(id: string): Promise<number | undefined>;
@@ -138,6 +143,7 @@ export interface MetadataStore {
   // Buckets
   createBucket(b: BucketRecord): Promise<boolean>; // false if it exists
   getBucket(name: string): Promise<BucketRecord | undefined>;
+  /** By name. */
   listBuckets(): Promise<BucketRecord[]>;
   /** Deletes an empty bucket (no objects, no uploads). */
   deleteBucket(name: string): Promise<'deleted' | 'not-empty' | 'missing'>;
@@ -150,14 +156,17 @@ export interface MetadataStore {
    */
   putObject(obj: ObjectRecord): Promise<Replaced>;
   deleteObject(bucket: string, key: string): Promise<Replaced & { deleted: boolean }>;
+  /** Keys in UTF-8 byte order (as S3 lists them, not JavaScript's UTF-16 order). */
   listObjects(q: ListObjectsQuery): Promise<ObjectRecord[]>;
 
   // Multipart
   createUpload(u: UploadRecord): Promise<void>;
   getUpload(uploadId: string): Promise<UploadRecord | undefined>;
+  /** By key (UTF-8 byte order), then initiation time. */
   listUploads(bucket: string): Promise<UploadRecord[]>;
   /** Records a part, replacing an earlier upload of the same number. */
   putPart(p: PartRecord): Promise<Replaced>;
+  /** By part number. */
   listParts(uploadId: string): Promise<PartRecord[]>;
   /**
    * Atomically: commit `obj` (whose streams are some of this upload's parts), delete the
@@ -170,10 +179,12 @@ export interface MetadataStore {
   isBlobReferenced(blobId: string): Promise<boolean>;
 
   // SSE-S3 master keys
+  /** By version. */
   listMasterKeys(): Promise<MasterKeyRecord[]>;
   addMasterKey(k: MasterKeyRecord): Promise<boolean>; // false if the version exists
+  /** Sets retiredAt and wipes the sealed material (sealed becomes ''). */
   retireMasterKey(version: number, at: number): Promise<void>;
-  /** Count of object versions and uploads whose data key each master key version seals. */
+  /** Count of object versions and uploads whose data key each master key version seals (SSE-S3 items only). */
   countByMasterKey(): Promise<Map<number, number>>;
   /** Up to `limit` items sealed by a master key version older than `newest`. */
   findSealedBefore(newest: number, limit: number): Promise<RewrapItem[]>;

@@ -32,25 +32,39 @@ export class FsBlobStore implements BlobStore {
 
   async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
     const dir = this.dirFor(id);
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-    const final = join(dir, id);
-    const tmp = final + TMP_SUFFIX;
-    let size = 0;
-    const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 });
-    source.on('data', (c: Buffer) => {
-      size += c.length;
-    });
+    // The source may fail while we are still creating the directory: without a listener its
+    // 'error' would be uncaught. pipeline() below sees the errored stream and rejects.
+    const ignore = () => {};
+    source.on('error', ignore);
+    let out: ReturnType<typeof createWriteStream> | undefined;
+    const tmp = join(dir, id) + TMP_SUFFIX;
     try {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      let size = 0;
+      out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 });
+      source.on('data', (c: Buffer) => {
+        size += c.length;
+      });
       await pipeline(source, out, signal ? { signal } : {});
       await fsyncPath(tmp);
-      await fsp.rename(tmp, final);
+      await fsp.rename(tmp, join(dir, id));
       await fsyncDir(dir);
       return { size };
     } catch (err) {
       source.destroy();
-      out.destroy();
+      // The temporary file is opened asynchronously: wait until the stream has opened and
+      // closed it, or the file could be created after the rm below and be left behind.
+      if (out && !out.closed) {
+        const o = out;
+        await new Promise<void>((resolve) => {
+          o.once('close', resolve);
+          o.destroy();
+        });
+      }
       await fsp.rm(tmp, { force: true });
       throw err;
+    } finally {
+      source.off('error', ignore);
     }
   }
 

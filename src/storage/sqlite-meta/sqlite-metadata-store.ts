@@ -180,10 +180,10 @@ export class SqliteMetadataStore implements MetadataStore {
       addMasterKey: db.prepare('INSERT OR IGNORE INTO master_keys (version, sealed, created_at) VALUES (?, ?, ?)'),
       retireMasterKey: db.prepare("UPDATE master_keys SET retired_at = ?, sealed = '' WHERE version = ?"),
       countObjectsByMk: db.prepare<[], { v: number; n: number }>(
-        'SELECT master_key_version AS v, count(*) AS n FROM objects GROUP BY master_key_version',
+        "SELECT master_key_version AS v, count(*) AS n FROM objects WHERE json_extract(sse, '$.mode') = 'SSE-S3' GROUP BY master_key_version",
       ),
       countUploadsByMk: db.prepare<[], { v: number; n: number }>(
-        'SELECT master_key_version AS v, count(*) AS n FROM uploads GROUP BY master_key_version',
+        "SELECT master_key_version AS v, count(*) AS n FROM uploads WHERE json_extract(sse, '$.mode') = 'SSE-S3' GROUP BY master_key_version",
       ),
       objectsBefore: db.prepare<[number, number], ObjectRow>(
         "SELECT * FROM objects WHERE master_key_version < ? AND json_extract(sse, '$.mode') = 'SSE-S3' LIMIT ?",
@@ -324,7 +324,8 @@ export class SqliteMetadataStore implements MetadataStore {
       if (!this.stmts.getUpload.get(p.uploadId)) throw new UploadGoneError();
       const old = this.stmts.getPart.get(p.uploadId, p.partNumber);
       this.stmts.upsertPart.run(p.uploadId, p.partNumber, p.blobId, p.plainSize, p.md5, p.header, p.lastModified);
-      return { garbageBlobIds: old ? [old.blob_id] : [] };
+      // Re-recording the same blob (a retried commit) leaves it referenced: not garbage.
+      return { garbageBlobIds: old && old.blob_id !== p.blobId ? [old.blob_id] : [] };
     }).immediate();
   }
 

@@ -1,0 +1,145 @@
+// FsBlobStore: the shared BlobStore conformance suite, plus what only the file system adapter
+// can show: the files on disk (no temporary file survives a failed write) and the sweep of
+// `.partial` files that a crash mid-write leaves behind.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, promises as fsp, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import {
+  assertAbsent,
+  blobStoreConformance,
+  chunkedSource,
+  endlessSource,
+  failingSource,
+  listAll,
+  newBlobId,
+  readAll,
+} from '../../src/storage/conformance/blob-store-suite.ts';
+import { FsBlobStore } from '../../src/storage/fs-blob/fs-blob-store.ts';
+
+async function makeFsStore(): Promise<{ store: FsBlobStore; dir: string; cleanup: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
+  const store = new FsBlobStore(dir);
+  await store.init();
+  return { store, dir, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+blobStoreConformance('FsBlobStore', makeFsStore);
+
+/** Every regular file under the blob root (names only). */
+function filesUnder(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push(n);
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+/** Where FsBlobStore keeps the temporary file of an in-progress write of `id`. */
+function partialPath(root: string, id: string): string {
+  return join(root, id.slice(0, 2), id.slice(2, 4), `${id}.partial`);
+}
+
+async function createPartial(root: string, id: string, bytes = 1234): Promise<string> {
+  const p = partialPath(root, id);
+  await fsp.mkdir(join(p, '..'), { recursive: true });
+  await fsp.writeFile(p, randomBytes(bytes));
+  return p;
+}
+
+describe('FsBlobStore specifics', () => {
+  test('a failed or aborted write leaves no file on disk, even before any sweep', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      const keep = newBlobId();
+      await store.write(keep, chunkedSource(randomBytes(100)));
+      // The temporary file is opened asynchronously, so a source that fails at once races the
+      // open: the write must not settle until the file it may have created is gone again.
+      for (let i = 0; i < 40; i++) {
+        await assert.rejects(store.write(newBlobId(), failingSource((i % 4) * 1000)));
+        assert.deepEqual(filesUnder(store.root), [keep], `after failing source #${i}`);
+        const ac = new AbortController();
+        if (i % 2) ac.abort();
+        await assert.rejects(store.write(newBlobId(), endlessSource((n) => n >= (i % 4) * 4096 && ac.abort()), ac.signal));
+        assert.deepEqual(filesUnder(store.root), [keep], `after aborted write #${i}`);
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a .partial file left by an interrupted write is invisible and removed by sweepIncomplete', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      const complete = newBlobId();
+      const data = randomBytes(4096);
+      await store.write(complete, chunkedSource(data));
+      const interrupted = [newBlobId(), newBlobId(), newBlobId()];
+      const paths = [];
+      for (const id of interrupted) paths.push(await createPartial(store.root, id));
+      // A leftover next to a complete blob's own directory entry (same fan-out directory).
+      const sibling = complete.slice(0, 4) + newBlobId().slice(4);
+      paths.push(await createPartial(store.root, sibling));
+
+      for (const id of [...interrupted, sibling]) await assertAbsent(store, id);
+      assert.deepEqual(await listAll(store), [complete]);
+
+      assert.equal(await store.sweepIncomplete(), 4);
+      for (const p of paths) await assert.rejects(fsp.stat(p), { code: 'ENOENT' });
+      assert.deepEqual(filesUnder(store.root), [complete]);
+      assert.equal(await store.sweepIncomplete(), 0);
+      assert.ok((await readAll(store, complete)).equals(data));
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('after sweeping a leftover, the same id can be written', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      const id = newBlobId();
+      await createPartial(store.root, id);
+      assert.equal(await store.sweepIncomplete(), 1);
+      const data = randomBytes(999);
+      await store.write(id, chunkedSource(data));
+      assert.ok((await readAll(store, id)).equals(data));
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('blobs live under the data directory, named by blob id, never by anything else', async () => {
+    const { store, dir, cleanup } = await makeFsStore();
+    try {
+      const id = newBlobId();
+      await store.write(id, chunkedSource(randomBytes(10)));
+      assert.equal(store.root, join(dir, 'blobs'));
+      const st = await fsp.stat(join(store.root, id.slice(0, 2), id.slice(2, 4), id));
+      assert.equal(st.size, 10);
+      assert.equal(st.mode & 0o077, 0, 'blob files are private to the owner');
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('ids that could escape the blob directory are refused', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      for (const bad of ['../../../etc/passwd', 'short', 'a/b/c/d/e/f/g', 'abcdefgh.partial', '']) {
+        await assert.rejects(store.write(bad, chunkedSource(Buffer.from('x'))));
+        assert.throws(() => store.read(bad));
+        await assert.rejects(store.size(bad));
+      }
+      assert.deepEqual(filesUnder(store.root), []);
+    } finally {
+      await cleanup();
+    }
+  });
+});
