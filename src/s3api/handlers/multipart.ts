@@ -20,6 +20,11 @@ import { isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
 import { copySource, etagOf, SSE_RESPONSE } from './objects.ts';
 import { encodeName, parseMaxKeys } from './listing.ts';
 
+/** S3 orders keys by their UTF-8 bytes (JavaScript's `<` compares UTF-16 code units). */
+function utf8Compare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
 function partNumber(ctx: S3Context): number {
   const v = ctx.query.get('partNumber') ?? '';
   const n = Number(v);
@@ -171,7 +176,7 @@ export async function listMultipartUploads(ctx: S3Context, objects: ObjectServic
   const all = (await meta.listUploads(bucket)).filter(
     (u) =>
       u.key.startsWith(prefix) &&
-      (keyMarker === '' || u.key > keyMarker || (u.key === keyMarker && uploadIdMarker !== '' && u.uploadId > uploadIdMarker)),
+      (keyMarker === '' || utf8Compare(u.key, keyMarker) > 0 || (u.key === keyMarker && uploadIdMarker !== '' && u.uploadId > uploadIdMarker)),
   );
   const entries: XmlNode[] = [];
   const prefixes = new Set<string>();
