@@ -73,7 +73,16 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   if (rootSecretKey && rootSecretKey.length < 8) throw new ConfigError('COFFER_ROOT_SECRET_KEY: at least 8 characters');
   const days = Number(pick(opts.masterKeyRotationDays?.toString(), 'COFFER_MASTER_KEY_ROTATION_DAYS', '90'));
   if (!Number.isFinite(days) || days < 0) throw new ConfigError('--master-key-rotation-days: a number of days (0 = never)');
-  const names = [...(opts.tlsName ?? []), ...(env.COFFER_TLS_NAMES ? env.COFFER_TLS_NAMES.split(',') : [])]
+  const domain = pick(opts.domain, 'COFFER_DOMAIN')?.trim().toLowerCase().replace(/\.$/, '') || undefined;
+  if (domain !== undefined && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(domain)) {
+    throw new ConfigError(`--domain: a DNS name such as s3.example.com, got "${domain}"`);
+  }
+  // The generated certificate must serve virtual-hosted-style requests too: <domain>, *.<domain>.
+  const names = [
+    ...(opts.tlsName ?? []),
+    ...(env.COFFER_TLS_NAMES ? env.COFFER_TLS_NAMES.split(',') : []),
+    ...(domain ? [domain, `*.${domain}`] : []),
+  ]
     .map((s) => s.trim())
     .filter(Boolean);
   const region = pick(opts.region, 'COFFER_REGION', 'us-east-1')!;
@@ -85,7 +94,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     tlsCert,
     tlsKey,
     tlsNames: Object.freeze(names),
-    domain: pick(opts.domain, 'COFFER_DOMAIN'),
+    domain,
     region,
     rootAccessKey,
     rootSecretKey,

@@ -36,10 +36,14 @@ function onClientError(log: Logger) {
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
           ? new S3Error('RequestTimeout')
           : new S3Error('InvalidRequest', 'The request could not be parsed.');
-    const body = errorBody(e, requestId());
-    log.debug({ code: err.code }, 'client error');
+    const id = requestId();
+    const body = errorBody(e, id);
+    log.debug({ reqId: id, code: err.code }, 'client error');
+    // The same envelope and request-id headers as every other S3 error (HostId is x-amz-id-2).
     socket.end(
-      `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status]}\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status]}\r\n` +
+        `x-amz-request-id: ${id}\r\nx-amz-id-2: ${Buffer.from(id).toString('base64')}\r\nServer: Coffer\r\n` +
+        `Content-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   };
 }

@@ -75,14 +75,25 @@ async function handle(
   const rawQuery = q < 0 ? '' : url.slice(q + 1);
   const query = new URLSearchParams(rawQuery);
   const target = resolveTarget(rawPath, req.headers.host, deps.domain);
+  // Routing is pure, so it runs first: a refused request is still logged with its operation.
+  // Its error, though, comes after authentication, as on AWS.
+  let op: Operation | undefined;
+  let routeError: unknown;
+  try {
+    op = route(req.method ?? 'GET', target.bucket, target.key, query, req.headers);
+    setOp(op);
+  } catch (e) {
+    routeError = e;
+  }
   const auth: AuthResult = await verifySigV4(
-    { method: req.method ?? "GET", rawPath, rawQuery, headers: req.headersDistinct },
+    { method: req.method ?? 'GET', rawPath, rawQuery, headers: req.headersDistinct },
     deps.credentials,
     { now: at, service: 's3', region: deps.region },
   );
-  const op = route(req.method ?? 'GET', target.bucket, target.key, query, req.headers);
-  setOp(op);
+  // An anonymous caller learns nothing (not even NotImplemented or MethodNotAllowed) about a
+  // resource it may not access.
   if (auth.kind !== 'signed') throw new S3Error('AccessDenied');
+  if (op === undefined) throw routeError;
 
   let decoded: (Readable & { checksum?: { algorithm: string; value: string } }) | undefined;
   const ctx: S3Context = {
@@ -108,7 +119,8 @@ async function handle(
     },
   };
   const { meta, objects, owner, region } = deps;
-  const base = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
+  // Where the bucket's objects live, in the addressing style of this request (for Location).
+  const bucketUrl = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}${target.virtualHosted ? '' : `/${target.bucket}`}`;
   switch (op.name) {
     case 'ListBuckets':
       return buckets.listBuckets(ctx, meta, owner, region);
@@ -149,7 +161,7 @@ async function handle(
     case 'UploadPartCopy':
       return mp.uploadPartCopy(ctx, objects);
     case 'CompleteMultipartUpload':
-      return mp.completeMultipartUpload(ctx, objects, base);
+      return mp.completeMultipartUpload(ctx, objects, bucketUrl);
     case 'AbortMultipartUpload':
       return mp.abortMultipartUpload(ctx, objects);
     case 'ListParts':

@@ -108,7 +108,11 @@ export function route(method: string, bucket: string | undefined, key: string | 
  * `<bucket>.<domain>` selects virtual-hosted style and the whole path is the key.
  * The key is percent-decoded exactly once; '+' stays '+' (S3 paths are not form-encoded).
  */
-export function resolveTarget(rawPath: string, host: string | undefined, domain: string | undefined): { bucket?: string; key?: string } {
+export function resolveTarget(
+  rawPath: string,
+  host: string | undefined,
+  domain: string | undefined,
+): { bucket?: string; key?: string; virtualHosted?: boolean } {
   const hostname = (host ?? '').replace(/:\d+$/, '').toLowerCase();
   let vhostBucket: string | undefined;
   if (domain) {
@@ -123,7 +127,7 @@ export function resolveTarget(rawPath: string, host: string | undefined, domain:
   }
   if (vhostBucket !== undefined) {
     const key = path.startsWith('/') ? path.slice(1) : path;
-    return { bucket: vhostBucket, ...(key !== '' ? { key } : {}) };
+    return { bucket: vhostBucket, ...(key !== '' ? { key } : {}), virtualHosted: true };
   }
   const rest = path.startsWith('/') ? path.slice(1) : path;
   if (rest === '') return {};

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { loadConfig } from '../../src/config/config.ts';
+import { loadConfig, type RawOptions } from '../../src/config/config.ts';
 import { startCoffer, type RunningCoffer } from '../../src/main.ts';
-import { createLogger } from '../../src/shared/logger.ts';
+import { createLogger, type Logger } from '../../src/shared/logger.ts';
 
 export const ACCESS_KEY = 'AKTESTCOFFER00000001';
 export const SECRET_KEY = 'test-secret-key-for-coffer-0000000000000';
@@ -43,13 +43,22 @@ export function clientFor(endpoint: string, caPath?: string, extra: Record<strin
   });
 }
 
-export async function startTestServer(opts: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  dataDir?: string;
+  env?: Record<string, string>;
+  /** Extra configuration (e.g. `{ domain: 'coffer.test' }`); data dir and listeners are set here. */
+  config?: RawOptions;
+  /** The server's logger (default: silent, or COFFER_TEST_LOG's level on stdout). */
+  log?: Logger;
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const config = loadConfig(
-    { dataDir, httpAddress: '127.0.0.1:0', httpsAddress: '127.0.0.1:0' },
+    { ...opts.config, dataDir, httpAddress: '127.0.0.1:0', httpsAddress: '127.0.0.1:0' },
     { COFFER_ROOT_ACCESS_KEY: ACCESS_KEY, COFFER_ROOT_SECRET_KEY: SECRET_KEY, COFFER_ROOT_KEY: ROOT_KEY, ...opts.env },
   );
-  const coffer = await startCoffer(config, { log: createLogger(process.env.COFFER_TEST_LOG ?? 'silent') });
+  const coffer = await startCoffer(config, { log: opts.log ?? createLogger(process.env.COFFER_TEST_LOG ?? 'silent') });
   const httpUrl = `http://127.0.0.1:${coffer.listeners.http!.port}`;
   const httpsUrl = `https://localhost:${coffer.listeners.https!.port}`;
   const caPath = coffer.tls!.caPath!;

@@ -95,7 +95,8 @@ export async function uploadPartCopy(ctx: S3Context, objects: ObjectService): Pr
   send(ctx, 200, xmlDocument('CopyPartResult', [['LastModified', isoDate(part.lastModified)], ['ETag', `"${part.md5}"`]]), SSE_RESPONSE);
 }
 
-export async function completeMultipartUpload(ctx: S3Context, objects: ObjectService, publicBase: string): Promise<void> {
+/** `bucketUrl`: the bucket's URL in the request's addressing style (path or virtual-hosted). */
+export async function completeMultipartUpload(ctx: S3Context, objects: ObjectService, bucketUrl: string): Promise<void> {
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   const upload = await objects.getUpload(bucket, key, uploadId(ctx));
   const body = await readSmallBody(ctx, 4 * 1024 * 1024);
@@ -112,7 +113,7 @@ export async function completeMultipartUpload(ctx: S3Context, objects: ObjectSer
     ctx,
     200,
     xmlDocument('CompleteMultipartUploadResult', [
-      ['Location', `${publicBase}/${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`],
+      ['Location', `${bucketUrl}/${encodeURIComponent(key).replace(/%2F/g, '/')}`],
       ['Bucket', bucket],
       ['Key', key],
       ['ETag', etagOf(obj)],
