@@ -373,6 +373,74 @@ describe('body integrity', () => {
   });
 });
 
+describe('more body integrity', () => {
+  test('a wrong x-amz-checksum-crc32 → BadDigest 400, nothing stored', async () => {
+    await noNewBlobs(async () => {
+      const res = await rawRequest(port, { method: 'PUT', path: `/${BUCKET}/existing`, headers: { 'x-amz-checksum-crc32': 'AAAAAA==' }, body: 'not matching' });
+      assertS3Error(res, 'BadDigest', 400, 'The CRC32 you specified did not match the calculated checksum.');
+    });
+    await alive();
+  });
+
+  test('an aws-chunked body shorter than x-amz-decoded-content-length → IncompleteBody 400, nothing stored', async () => {
+    const data = randomBytes(10_000);
+    const signed = await signRequest(
+      {
+        method: 'PUT',
+        path: `/${BUCKET}/chunked-short`,
+        headers: {
+          'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+          'content-encoding': 'aws-chunked',
+          'x-amz-decoded-content-length': String(data.length + 5),
+          'content-length': String(encodeChunked(data, { chunkSize: 4096 }).body.length),
+        },
+      },
+      port,
+    );
+    await noNewBlobs(async () => {
+      const res = await send(port, 'PUT', signed.path, signed.headers, encodeChunked(data, { chunkSize: 4096 }).body);
+      assertS3Error(res, 'IncompleteBody', 400);
+    });
+    assert.equal(await content('chunked-short'), undefined);
+    await alive();
+  });
+
+  test('Transfer-Encoding: chunked without Content-Length → 411 MissingContentLength', async () => {
+    const signed = await signRequest({ method: 'PUT', path: `/${BUCKET}/no-length`, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'transfer-encoding': 'chunked' } }, port);
+    await noNewBlobs(async () => {
+      const res = await send(port, 'PUT', signed.path, signed.headers, 'some bytes');
+      assertS3Error(res, 'MissingContentLength', 411, 'You must provide the Content-Length HTTP header.');
+    });
+    assert.equal(await content('no-length'), undefined);
+    await alive();
+  });
+
+  test('UploadPart with a wrong Content-MD5, or closed early: no part, no blob', async () => {
+    const key = 'mpu-bad-part';
+    const up = await srv.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    await noNewBlobs(async () => {
+      await sdkRejects(
+        srv.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: up.UploadId, PartNumber: 1, Body: 'part', ContentMD5: md5b64('other') })),
+        'BadDigest',
+        400,
+      );
+      const signed = await signRequest(
+        { method: 'PUT', path: `/${BUCKET}/${key}`, query: { partNumber: '2', uploadId: up.UploadId! }, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(6 * 1024 * 1024) } },
+        port,
+      );
+      const sock = net.connect(port, '127.0.0.1');
+      await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+      sock.write(`PUT ${signed.path} HTTP/1.1\r\n${Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+      sock.write(randomBytes(300_000));
+      await new Promise((r) => setTimeout(r, 100));
+      sock.destroy();
+    });
+    const parts = await srv.s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: up.UploadId }));
+    assert.equal(parts.Parts?.length ?? 0, 0);
+    await alive();
+  });
+});
+
 describe('names and keys', () => {
   const badNames = ['ab', 'a'.repeat(64), 'UpperCase', 'under_score', '192.168.5.4', 'xn--bucket', 'my..bucket', '-leading', 'trailing-', 'bucket-s3alias', 'sthree-bucket'];
   for (const name of badNames) {
