@@ -131,8 +131,53 @@ export interface Replaced {
   garbageBlobIds: string[];
 }
 
+export interface UserRecord {
+  name: string;
+  /** Stable unique id (AIDA...), as IAM's UserId. */
+  userId: string;
+  createdAt: number;
+}
+
+export interface AccessKeyRecord {
+  accessKeyId: string;
+  userName: string;
+  /** base64 of the secret sealed under the root key. */
+  sealedSecret: string;
+  status: 'Active' | 'Inactive';
+  createdAt: number;
+}
+
+export interface NamedPolicy {
+  name: string;
+  /** The policy document as the user wrote it (JSON text). */
+  document: string;
+}
+
 export interface MetadataStore {
   close(): Promise<void>;
+
+  // Identities: IAM-style users, their access keys and inline identity policies.
+  createUser(u: UserRecord): Promise<boolean>; // false if the name exists
+  getUser(name: string): Promise<UserRecord | undefined>;
+  /** By name. */
+  listUsers(): Promise<UserRecord[]>;
+  /** Deletes the user with its access keys and policies; false if absent. */
+  deleteUser(name: string): Promise<boolean>;
+  putAccessKey(k: AccessKeyRecord): Promise<void>;
+  getAccessKey(accessKeyId: string): Promise<AccessKeyRecord | undefined>;
+  listAccessKeys(userName: string): Promise<AccessKeyRecord[]>;
+  setAccessKeyStatus(accessKeyId: string, status: 'Active' | 'Inactive'): Promise<boolean>;
+  deleteAccessKey(accessKeyId: string): Promise<boolean>;
+  /** Attaches (or replaces) an inline policy of a user. */
+  putUserPolicy(userName: string, policy: NamedPolicy): Promise<void>;
+  /** By policy name. */
+  listUserPolicies(userName: string): Promise<NamedPolicy[]>;
+  deleteUserPolicy(userName: string, policyName: string): Promise<boolean>;
+
+  // Bucket policies (the JSON text as put; undefined when none)
+  getBucketPolicy(bucket: string): Promise<string | undefined>;
+  /** Sets or (with undefined) deletes a bucket's policy; false if the bucket is absent. */
+  setBucketPolicy(bucket: string, policy: string | undefined): Promise<boolean>;
 
   // Settings (small values: account id, sealed root credentials, ...)
   getSetting(name: string): Promise<string | undefined>;

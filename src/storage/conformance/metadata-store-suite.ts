@@ -895,5 +895,65 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(await store.rewrap(item2!, sseRecord(2)), false);
       }));
     });
+
+    // ---------------- identities and bucket policies ----------------
+    describe('identities', () => {
+      test('users: create once, get, list by name, delete cascades keys and policies', withStore(async (store) => {
+        assert.equal(await store.createUser({ name: 'bob', userId: 'AIDABOB', createdAt: T0 }), true);
+        assert.equal(await store.createUser({ name: 'alice', userId: 'AIDAALICE', createdAt: T0 + 1 }), true);
+        assert.equal(await store.createUser({ name: 'bob', userId: 'AIDAOTHER', createdAt: T0 + 2 }), false);
+        assert.deepEqual((await store.getUser('bob'))?.userId, 'AIDABOB');
+        assert.equal(await store.getUser('carol'), undefined);
+        assert.deepEqual((await store.listUsers()).map((u) => u.name), ['alice', 'bob']);
+        await store.putAccessKey({ accessKeyId: 'AK1', userName: 'bob', sealedSecret: 'c2VhbGVk', status: 'Active', createdAt: T0 });
+        await store.putUserPolicy('bob', { name: 'p', document: '{"Version":"2012-10-17"}' });
+        assert.equal(await store.deleteUser('bob'), true);
+        assert.equal(await store.deleteUser('bob'), false);
+        assert.equal(await store.getAccessKey('AK1'), undefined);
+        assert.deepEqual(await store.listUserPolicies('bob'), []);
+      }));
+
+      test('access keys: put, get, list per user, status, delete', withStore(async (store) => {
+        await store.createUser({ name: 'u', userId: 'AIDAU', createdAt: T0 });
+        const k = { accessKeyId: 'AKIAONE', userName: 'u', sealedSecret: 'c2VhbGVk', status: 'Active' as const, createdAt: T0 };
+        await store.putAccessKey(k);
+        await store.putAccessKey({ ...k, accessKeyId: 'AKIATWO', createdAt: T0 + 1 });
+        assert.deepEqual(await store.getAccessKey('AKIAONE'), k);
+        assert.deepEqual((await store.listAccessKeys('u')).map((x) => x.accessKeyId), ['AKIAONE', 'AKIATWO']);
+        assert.equal(await store.setAccessKeyStatus('AKIAONE', 'Inactive'), true);
+        assert.equal((await store.getAccessKey('AKIAONE'))?.status, 'Inactive');
+        assert.equal(await store.setAccessKeyStatus('NOPE', 'Inactive'), false);
+        assert.equal(await store.deleteAccessKey('AKIAONE'), true);
+        assert.equal(await store.deleteAccessKey('AKIAONE'), false);
+        assert.deepEqual((await store.listAccessKeys('u')).map((x) => x.accessKeyId), ['AKIATWO']);
+      }));
+
+      test('user policies: put replaces by name, list by name, delete', withStore(async (store) => {
+        await store.putUserPolicy('u', { name: 'b', document: '1' });
+        await store.putUserPolicy('u', { name: 'a', document: '2' });
+        await store.putUserPolicy('u', { name: 'b', document: '3' });
+        assert.deepEqual(await store.listUserPolicies('u'), [
+          { name: 'a', document: '2' },
+          { name: 'b', document: '3' },
+        ]);
+        assert.equal(await store.deleteUserPolicy('u', 'a'), true);
+        assert.equal(await store.deleteUserPolicy('u', 'a'), false);
+        assert.deepEqual((await store.listUserPolicies('u')).map((p) => p.name), ['b']);
+      }));
+
+      test('bucket policies: set, replace, delete; absent bucket; removed with the bucket', withBuckets(async (store) => {
+        assert.equal(await store.getBucketPolicy('b'), undefined);
+        assert.equal(await store.setBucketPolicy('b', '{"a":1}'), true);
+        assert.equal(await store.setBucketPolicy('b', '{"a":2}'), true);
+        assert.equal(await store.getBucketPolicy('b'), '{"a":2}');
+        assert.equal(await store.setBucketPolicy('nope', '{}'), false);
+        assert.equal(await store.setBucketPolicy('b', undefined), true);
+        assert.equal(await store.getBucketPolicy('b'), undefined);
+        await store.setBucketPolicy('other', '{"x":1}');
+        assert.equal(await store.deleteBucket('other'), 'deleted');
+        await store.createBucket(bucketRecord('other'));
+        assert.equal(await store.getBucketPolicy('other'), undefined);
+      }));
+    });
   });
 }

@@ -3,7 +3,10 @@
 // must be atomic (replace an object, complete an upload) is one transaction.
 import Database from 'better-sqlite3';
 import type {
+  AccessKeyRecord,
   BucketRecord,
+  NamedPolicy,
+  UserRecord,
   ListObjectsQuery,
   MasterKeyRecord,
   MetadataStore,
@@ -41,6 +44,16 @@ CREATE TABLE IF NOT EXISTS parts (
   upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL UNIQUE,
   plain_size INTEGER NOT NULL, md5 TEXT NOT NULL, header TEXT NOT NULL, last_modified INTEGER NOT NULL,
   PRIMARY KEY (upload_id, part_number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY, user_id TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS access_keys (
+  access_key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, sealed_secret TEXT NOT NULL,
+  status TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS access_keys_user ON access_keys (user_name);
+CREATE TABLE IF NOT EXISTS user_policies (
+  user_name TEXT NOT NULL, policy_name TEXT NOT NULL, document TEXT NOT NULL,
+  PRIMARY KEY (user_name, policy_name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bucket_policies (bucket TEXT PRIMARY KEY, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS master_keys (
   version INTEGER PRIMARY KEY, sealed TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);
 `;
@@ -59,6 +72,18 @@ interface ObjectRow {
   streams: string;
   parts_count: number;
   checksum: string | null;
+}
+
+interface AccessKeyRow {
+  access_key_id: string;
+  user_name: string;
+  sealed_secret: string;
+  status: 'Active' | 'Inactive';
+  created_at: number;
+}
+
+function toAccessKey(r: AccessKeyRow): AccessKeyRecord {
+  return { accessKeyId: r.access_key_id, userName: r.user_name, sealedSecret: r.sealed_secret, status: r.status, createdAt: r.created_at };
 }
 
 interface UploadRow {
@@ -174,6 +199,26 @@ export class SqliteMetadataStore implements MetadataStore {
       deleteParts: db.prepare('DELETE FROM parts WHERE upload_id = ?'),
       blobInObjects: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM object_blobs WHERE blob_id = ?'),
       blobInParts: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM parts WHERE blob_id = ?'),
+      createUser: db.prepare('INSERT OR IGNORE INTO users (name, user_id, created_at) VALUES (?, ?, ?)'),
+      getUser: db.prepare<[string], { name: string; user_id: string; created_at: number }>('SELECT * FROM users WHERE name = ?'),
+      listUsers: db.prepare<[], { name: string; user_id: string; created_at: number }>('SELECT * FROM users ORDER BY name'),
+      deleteUser: db.prepare('DELETE FROM users WHERE name = ?'),
+      deleteUserKeys: db.prepare('DELETE FROM access_keys WHERE user_name = ?'),
+      deleteUserPolicies: db.prepare('DELETE FROM user_policies WHERE user_name = ?'),
+      putAccessKey: db.prepare(`INSERT OR REPLACE INTO access_keys (access_key_id, user_name, sealed_secret, status, created_at)
+        VALUES (?, ?, ?, ?, ?)`),
+      getAccessKey: db.prepare<[string], AccessKeyRow>('SELECT * FROM access_keys WHERE access_key_id = ?'),
+      listAccessKeys: db.prepare<[string], AccessKeyRow>('SELECT * FROM access_keys WHERE user_name = ? ORDER BY created_at, access_key_id'),
+      setAccessKeyStatus: db.prepare('UPDATE access_keys SET status = ? WHERE access_key_id = ?'),
+      deleteAccessKey: db.prepare('DELETE FROM access_keys WHERE access_key_id = ?'),
+      putUserPolicy: db.prepare('INSERT OR REPLACE INTO user_policies (user_name, policy_name, document) VALUES (?, ?, ?)'),
+      listUserPolicies: db.prepare<[string], { policy_name: string; document: string }>(
+        'SELECT policy_name, document FROM user_policies WHERE user_name = ? ORDER BY policy_name',
+      ),
+      deleteUserPolicy: db.prepare('DELETE FROM user_policies WHERE user_name = ? AND policy_name = ?'),
+      getBucketPolicy: db.prepare<[string], { document: string }>('SELECT document FROM bucket_policies WHERE bucket = ?'),
+      setBucketPolicy: db.prepare('INSERT OR REPLACE INTO bucket_policies (bucket, document) VALUES (?, ?)'),
+      deleteBucketPolicy: db.prepare('DELETE FROM bucket_policies WHERE bucket = ?'),
       listMasterKeys: db.prepare<[], { version: number; sealed: string; created_at: number; retired_at: number | null }>(
         'SELECT * FROM master_keys ORDER BY version',
       ),
@@ -200,6 +245,75 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async close(): Promise<void> {
     this.db.close();
+  }
+
+  // ---- identities ----
+
+  async createUser(u: UserRecord): Promise<boolean> {
+    return this.stmts.createUser.run(u.name, u.userId, u.createdAt).changes === 1;
+  }
+
+  async getUser(name: string): Promise<UserRecord | undefined> {
+    const r = this.stmts.getUser.get(name);
+    return r && { name: r.name, userId: r.user_id, createdAt: r.created_at };
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.stmts.listUsers.all().map((r) => ({ name: r.name, userId: r.user_id, createdAt: r.created_at }));
+  }
+
+  async deleteUser(name: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      this.stmts.deleteUserKeys.run(name);
+      this.stmts.deleteUserPolicies.run(name);
+      return this.stmts.deleteUser.run(name).changes === 1;
+    }).immediate();
+  }
+
+  async putAccessKey(k: AccessKeyRecord): Promise<void> {
+    this.stmts.putAccessKey.run(k.accessKeyId, k.userName, k.sealedSecret, k.status, k.createdAt);
+  }
+
+  async getAccessKey(accessKeyId: string): Promise<AccessKeyRecord | undefined> {
+    const r = this.stmts.getAccessKey.get(accessKeyId);
+    return r && toAccessKey(r);
+  }
+
+  async listAccessKeys(userName: string): Promise<AccessKeyRecord[]> {
+    return this.stmts.listAccessKeys.all(userName).map(toAccessKey);
+  }
+
+  async setAccessKeyStatus(accessKeyId: string, status: 'Active' | 'Inactive'): Promise<boolean> {
+    return this.stmts.setAccessKeyStatus.run(status, accessKeyId).changes === 1;
+  }
+
+  async deleteAccessKey(accessKeyId: string): Promise<boolean> {
+    return this.stmts.deleteAccessKey.run(accessKeyId).changes === 1;
+  }
+
+  async putUserPolicy(userName: string, policy: NamedPolicy): Promise<void> {
+    this.stmts.putUserPolicy.run(userName, policy.name, policy.document);
+  }
+
+  async listUserPolicies(userName: string): Promise<NamedPolicy[]> {
+    return this.stmts.listUserPolicies.all(userName).map((r) => ({ name: r.policy_name, document: r.document }));
+  }
+
+  async deleteUserPolicy(userName: string, policyName: string): Promise<boolean> {
+    return this.stmts.deleteUserPolicy.run(userName, policyName).changes === 1;
+  }
+
+  async getBucketPolicy(bucket: string): Promise<string | undefined> {
+    return this.stmts.getBucketPolicy.get(bucket)?.document;
+  }
+
+  async setBucketPolicy(bucket: string, policy: string | undefined): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (!this.stmts.getBucket.get(bucket)) return false;
+      if (policy === undefined) this.stmts.deleteBucketPolicy.run(bucket);
+      else this.stmts.setBucketPolicy.run(bucket, policy);
+      return true;
+    }).immediate();
   }
 
   async getSetting(name: string): Promise<string | undefined> {
@@ -233,6 +347,7 @@ export class SqliteMetadataStore implements MetadataStore {
       if (!this.stmts.getBucket.get(name)) return 'missing' as const;
       if (this.stmts.bucketHasObjects.get(name) || this.stmts.bucketHasUploads.get(name)) return 'not-empty' as const;
       this.stmts.deleteBucket.run(name);
+      this.stmts.deleteBucketPolicy.run(name);
       return 'deleted' as const;
     }).immediate();
   }
