@@ -1,5 +1,6 @@
 // HTTP and HTTPS listeners sharing one request handler. TLS 1.2 minimum. Requests whose header
-// section is too large, or that do not parse, get an S3 error envelope, not a bare socket close.
+// section is too large, or that do not parse, get an S3 error envelope, not a bare socket close;
+// so does a request whose body stalls (RequestTimeout).
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -23,6 +24,64 @@ const SERVER_OPTIONS: http.ServerOptions = {
   keepAliveTimeout: 65_000,
   maxHeaderSize: 16 * 1024,
 };
+
+/**
+ * How long a request body may stall (no byte arriving) before the request fails, as AWS's
+ * `400 RequestTimeout` does (AWS waits about 20 s; a minute here leaves room for a slow disk's
+ * backpressure). Without it a client that stops mid-upload would hold its connection and a
+ * partial blob forever: `requestTimeout` is off so large uploads may take as long as they need.
+ */
+export const BODY_IDLE_TIMEOUT_MS = 60_000;
+
+/**
+ * Watches a request while its body is incomplete: when no byte has arrived for `idleMs`, it
+ * answers RequestTimeout (if nothing was sent yet) and closes the connection; the handler then
+ * sees the body abort and discards what it wrote. Node's socket timeouts are not used, as they
+ * would also fire while a complete request is being processed, and would stand in for the
+ * keep-alive timeout between requests.
+ */
+function watchBody(req: http.IncomingMessage, res: http.ServerResponse, idleMs: number, log: Logger): void {
+  if (idleMs <= 0 || req.complete) return;
+  const socket = req.socket;
+  let seen = socket.bytesRead;
+  let since = Date.now();
+  const stop = () => clearInterval(timer);
+  const timer = setInterval(
+    () => {
+      if (req.complete || res.writableEnded || socket.destroyed) return stop();
+      if (socket.bytesRead !== seen) {
+        seen = socket.bytesRead;
+        since = Date.now();
+        return;
+      }
+      if (Date.now() - since < idleMs) return;
+      stop();
+      const id = String(res.getHeader('x-amz-request-id') ?? requestId());
+      log.debug({ reqId: id }, 'request body stalled; closing the connection');
+      // Destroying the request (not just the socket) is what makes its body stream fail, also
+      // once the response has finished, so the handler discards what it wrote.
+      const abort = () => {
+        req.destroy();
+        socket.destroy();
+      };
+      if (res.headersSent) {
+        abort();
+        return;
+      }
+      const body = errorBody(new S3Error('RequestTimeout'), id);
+      res.statusCode = 400;
+      res.shouldKeepAlive = false;
+      res.setHeader('content-type', 'application/xml');
+      res.setHeader('content-length', Buffer.byteLength(body));
+      res.setHeader('connection', 'close');
+      res.end(body, abort);
+    },
+    Math.max(10, Math.floor(idleMs / 4)),
+  );
+  timer.unref();
+  req.once('end', stop);
+  res.once('close', stop);
+}
 
 function onClientError(log: Logger) {
   return (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -64,7 +123,14 @@ export async function startListeners(opts: {
   https: ListenAddress | null;
   tls?: TlsMaterial;
   log: Logger;
+  /** See BODY_IDLE_TIMEOUT_MS; 0 disables. */
+  bodyIdleTimeoutMs?: number;
 }): Promise<Listeners> {
+  const idleMs = opts.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS;
+  const serve = (secure: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+    watchBody(req, res, idleMs, opts.log);
+    opts.handler(req, res, secure);
+  };
   const servers: http.Server[] = [];
   const out: Listeners = {
     close: async () => {
@@ -80,16 +146,14 @@ export async function startListeners(opts: {
     },
   };
   if (opts.http) {
-    const s = http.createServer(SERVER_OPTIONS, (req, res) => opts.handler(req, res, false));
+    const s = http.createServer(SERVER_OPTIONS, serve(false));
     s.on('clientError', onClientError(opts.log));
     servers.push(s);
     out.http = await listenOn(s, opts.http);
   }
   if (opts.https) {
     if (!opts.tls) throw new Error('HTTPS needs TLS material');
-    const s = https.createServer({ ...SERVER_OPTIONS, cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, (req, res) =>
-      opts.handler(req, res, true),
-    );
+    const s = https.createServer({ ...SERVER_OPTIONS, cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, serve(true));
     s.on('clientError', onClientError(opts.log));
     servers.push(s);
     out.https = await listenOn(s, opts.https);

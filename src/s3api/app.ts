@@ -195,6 +195,9 @@ export function toS3Error(err: unknown, log: Logger): S3Error {
   return new S3Error('InternalError');
 }
 
+/** Request bodies up to this size are drained after an early error, keeping the connection. */
+const DRAIN_LIMIT_BYTES = 64 * 1024;
+
 function renderError(req: IncomingMessage, res: ServerResponse, err: unknown, id: string, log: Logger, op?: Operation): void {
   const e = toS3Error(err, log);
   if (e.status >= 500) log.warn({ code: e.code }, 'request failed');
@@ -209,6 +212,19 @@ function renderError(req: IncomingMessage, res: ServerResponse, err: unknown, id
   }
   res.statusCode = e.status;
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+  if (!req.complete) {
+    // The error came before the whole body. A small one is read and dropped, so the connection
+    // serves the next request; for a large one (or one of unknown length), as AWS, answer and
+    // close the connection rather than drain an upload of any size. Never leave the client
+    // writing into a socket nobody reads.
+    const length = Number(req.headers['content-length'] ?? NaN);
+    if (length <= DRAIN_LIMIT_BYTES) {
+      req.unpipe();
+      req.resume();
+    } else {
+      res.setHeader('connection', 'close');
+    }
+  }
   if (req.method === 'HEAD' || e.status === 304) {
     res.setHeader('content-length', 0);
     res.end();

@@ -4,6 +4,7 @@
 // (committed or temporary) is left under <dataDir>/blobs.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -437,6 +438,45 @@ describe('more body integrity', () => {
     });
     const parts = await srv.s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: up.UploadId }));
     assert.equal(parts.Parts?.length ?? 0, 0);
+    await alive();
+  });
+});
+
+describe('early errors during uploads', () => {
+  /** PUTs `size` bytes through a keep-alive agent; gives up (failing the test) after 5 s. */
+  async function put(agent: http.Agent, path: string, size: number): Promise<{ status: number; connection?: string; code?: string; reused: boolean }> {
+    const signed = await signRequest({ method: 'PUT', path, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(size) } }, port);
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: signed.path, headers: signed.headers, agent }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, ...(res.headers.connection ? { connection: res.headers.connection } : {}), ...(xmlField(body, 'Code') ? { code: xmlField(body, 'Code')! } : {}), reused: req.reusedSocket }),
+        );
+      });
+      req.on('error', reject);
+      const timer = setTimeout(() => req.destroy(new Error('no answer in 5 s')), 5000);
+      req.on('close', () => clearTimeout(timer));
+      req.end(Buffer.alloc(size));
+    });
+  }
+
+  test('a large upload refused early gets its error at once and the connection closes; a small one keeps it', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await noNewBlobs(async () => {
+        const big = await put(agent, '/no-such-bucket-here/k', 16 * 1024 * 1024);
+        assert.deepEqual([big.status, big.code, big.connection], [404, 'NoSuchBucket', 'close']);
+        // The next request is not stuck behind the unread upload.
+        const small = await put(agent, '/no-such-bucket-here/k', 100);
+        assert.deepEqual([small.status, small.code], [404, 'NoSuchBucket']);
+      });
+      const again = await put(agent, `/${BUCKET}/early-small`, 100);
+      assert.equal(again.status, 200);
+      assert.equal(again.reused, true, 'the small refused body was drained and the connection reused');
+    } finally {
+      agent.destroy();
+    }
     await alive();
   });
 });
