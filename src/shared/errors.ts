@@ -55,6 +55,7 @@ export const S3_ERRORS = {
   InvalidRequest: { status: 400, message: 'Invalid Request' },
   InvalidURI: { status: 400, message: "Couldn't parse the specified URI." },
   KeyTooLongError: { status: 400, message: 'Your key is too long' },
+  MalformedPolicy: { status: 400, message: "Policies must be valid JSON and the first byte must be '{'" },
   MalformedXML: {
     status: 400,
     message: 'The XML you provided was not well-formed or did not validate against our published schema',
