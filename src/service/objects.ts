@@ -195,7 +195,8 @@ export class ObjectService {
 
   // ---- multipart ----
 
-  async createUpload(bucket: string, key: string, attrs: WriteAttributes, checksumAlgorithm?: string): Promise<UploadRecord> {
+  /** `requestedSse`: the request's x-amz-server-side-encryption value, kept for authorizing later steps. */
+  async createUpload(bucket: string, key: string, attrs: WriteAttributes, checksumAlgorithm?: string, requestedSse?: string): Promise<UploadRecord> {
     await this.requireBucket(bucket);
     const versionId = newId(16);
     const { dataKey, sse } = this.keys.newDataKey({ bucket, key, versionId });
@@ -209,6 +210,7 @@ export class ObjectService {
       ...attrs,
       sse,
       ...(checksumAlgorithm ? { checksumAlgorithm } : {}),
+      ...(requestedSse !== undefined ? { requestedSse } : {}),
     };
     await this.meta.createUpload(upload);
     return upload;

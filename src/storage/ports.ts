@@ -97,6 +97,12 @@ export interface UploadRecord {
   userMetadata: Record<string, string>;
   sse: SseRecord;
   checksumAlgorithm?: string;
+  /**
+   * The x-amz-server-side-encryption header value CreateMultipartUpload carried (absent when it
+   * had none). UploadPart, UploadPartCopy and CompleteMultipartUpload are authorized with it as
+   * s3:x-amz-server-side-encryption (docs/policy.md, "Multipart uploads").
+   */
+  requestedSse?: string;
 }
 
 export interface PartRecord {

@@ -49,3 +49,30 @@ test('SqliteMetadataStore: committed state survives closing and reopening the da
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SqliteMetadataStore: a database from before uploads.requested_sse gains the column and keeps its uploads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-sqlite-meta-'));
+  try {
+    const path = join(dir, 'metadata.db');
+    const a = new SqliteMetadataStore(path);
+    const u = uploadRecord('b', 'old');
+    await a.createBucket({ name: 'b', createdAt: 1, location: 'us-east-1' });
+    await a.createUpload(u);
+    await a.close();
+    const Database = (await import('better-sqlite3')).default;
+    const raw = new Database(path);
+    raw.exec('ALTER TABLE uploads DROP COLUMN requested_sse');
+    raw.close();
+    const b = new SqliteMetadataStore(path);
+    try {
+      assert.deepEqual(await b.getUpload(u.uploadId), u);
+      const v = uploadRecord('b', 'new', { requestedSse: 'AES256' });
+      await b.createUpload(v);
+      assert.equal((await b.getUpload(v.uploadId))!.requestedSse, 'AES256');
+    } finally {
+      await b.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

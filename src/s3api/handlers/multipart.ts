@@ -49,7 +49,7 @@ export async function createMultipartUpload(ctx: S3Context, objects: ObjectServi
   if (alg !== undefined && !['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'].includes(alg)) {
     throw new S3Error('InvalidRequest', 'Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]');
   }
-  const u = await objects.createUpload(bucket, key, writeAttributes(ctx), alg);
+  const u = await objects.createUpload(bucket, key, writeAttributes(ctx), alg, header(ctx, 'x-amz-server-side-encryption'));
   send(
     ctx,
     200,

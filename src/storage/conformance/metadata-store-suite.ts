@@ -524,14 +524,20 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
           userMetadata: { a: 'b' },
           sse: sseRecord(4),
           checksumAlgorithm: 'SHA256',
+          requestedSse: 'AES256',
         });
         const plain = uploadRecord('b', 'plain');
+        const oddSse = uploadRecord('b', 'odd', { requestedSse: '' });
         await store.createUpload(u);
         await store.createUpload(plain);
+        await store.createUpload(oddSse);
         assert.deepEqual(norm(await store.getUpload(u.uploadId)), norm(u));
         const gotPlain = await store.getUpload(plain.uploadId);
         assert.deepEqual(norm(gotPlain), norm(plain));
         assert.equal(gotPlain!.checksumAlgorithm, undefined);
+        assert.equal(gotPlain!.requestedSse, undefined, 'no header recorded stays absent');
+        assert.equal((await store.getUpload(oddSse.uploadId))!.requestedSse, '', 'an empty header value is kept (present, empty)');
+        assert.equal((await store.listUploads('b')).find((x) => x.uploadId === u.uploadId)!.requestedSse, 'AES256');
         assert.equal(await store.getUpload('nope'), undefined);
         assert.deepEqual(await store.listParts(u.uploadId), []);
       }));

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS uploads (
   upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
   initiated INTEGER NOT NULL, content_type TEXT NOT NULL, headers TEXT NOT NULL,
   user_metadata TEXT NOT NULL, sse TEXT NOT NULL, master_key_version INTEGER NOT NULL,
-  checksum_algorithm TEXT);
+  checksum_algorithm TEXT, requested_sse TEXT);
 CREATE INDEX IF NOT EXISTS uploads_bucket ON uploads (bucket, key, initiated);
 CREATE TABLE IF NOT EXISTS parts (
   upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL UNIQUE,
@@ -97,6 +97,7 @@ interface UploadRow {
   user_metadata: string;
   sse: string;
   checksum_algorithm: string | null;
+  requested_sse: string | null;
 }
 
 interface PartRow {
@@ -139,6 +140,7 @@ function toUpload(r: UploadRow): UploadRecord {
     userMetadata: JSON.parse(r.user_metadata),
     sse: JSON.parse(r.sse),
     ...(r.checksum_algorithm ? { checksumAlgorithm: r.checksum_algorithm } : {}),
+    ...(r.requested_sse !== null && r.requested_sse !== undefined ? { requestedSse: r.requested_sse } : {}),
   };
 }
 
@@ -164,6 +166,10 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    // Databases created before uploads recorded the requested SSE header.
+    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_sse')) {
+      this.db.exec('ALTER TABLE uploads ADD COLUMN requested_sse TEXT');
+    }
     const db = this.db;
     this.stmts = {
       getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE name = ?'),
@@ -187,8 +193,8 @@ export class SqliteMetadataStore implements MetadataStore {
         'SELECT * FROM objects WHERE bucket = ? AND key > ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?',
       ),
       createUpload: db.prepare(`INSERT INTO uploads
-        (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm)
-        VALUES (@upload_id, @bucket, @key, @version_id, @initiated, @content_type, @headers, @user_metadata, @sse, @master_key_version, @checksum_algorithm)`),
+        (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm, requested_sse)
+        VALUES (@upload_id, @bucket, @key, @version_id, @initiated, @content_type, @headers, @user_metadata, @sse, @master_key_version, @checksum_algorithm, @requested_sse)`),
       getUpload: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE upload_id = ?'),
       listUploads: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE bucket = ? ORDER BY key, initiated, upload_id'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
@@ -422,6 +428,7 @@ export class SqliteMetadataStore implements MetadataStore {
       sse: JSON.stringify(u.sse),
       master_key_version: u.sse.masterKeyVersion,
       checksum_algorithm: u.checksumAlgorithm ?? null,
+      requested_sse: u.requestedSse ?? null,
     });
   }
 
