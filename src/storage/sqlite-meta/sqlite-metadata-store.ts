@@ -250,7 +250,57 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    if (this.queue.length) await new Promise<void>((resolve) => this.onIdle.push(resolve));
     this.db.close();
+  }
+
+  // ---- group commit ----
+  // Writes that arrive in the same turn of the event loop commit in one transaction, so one
+  // WAL fsync (synchronous=FULL) serves many requests. Each write runs in its own savepoint:
+  // one that throws is rolled back alone and rejects alone.
+  private queue: { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private onIdle: (() => void)[] = [];
+
+  private commit<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.queue.length === 0) setImmediate(() => this.flush());
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const op of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.db.transaction(op.fn)() });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      }).immediate();
+    } catch (error) {
+      for (const op of batch) op.reject(error);
+      this.idle();
+      return;
+    }
+    batch.forEach((op, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) op.resolve(o.value);
+      else op.reject(o.error);
+    });
+    this.idle();
+  }
+
+  private idle(): void {
+    if (this.queue.length === 0 && this.onIdle.length) {
+      const w = this.onIdle;
+      this.onIdle = [];
+      for (const f of w) f();
+    }
   }
 
   // ---- identities ----
@@ -392,20 +442,20 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async putObject(obj: ObjectRecord): Promise<Replaced> {
-    return this.db.transaction(() => {
+    return this.commit(() => {
       const garbage = this.removeCurrent(obj.bucket, obj.key);
       this.insertObject(obj);
       const keep = new Set(obj.streams.map((s) => s.blobId));
       return { garbageBlobIds: garbage.filter((id) => !keep.has(id)) };
-    }).immediate();
+    });
   }
 
   async deleteObject(bucket: string, key: string): Promise<Replaced & { deleted: boolean }> {
-    return this.db.transaction(() => {
+    return this.commit(() => {
       const existed = !!this.stmts.getObject.get(bucket, key);
       const garbage = this.removeCurrent(bucket, key);
       return { deleted: existed, garbageBlobIds: garbage };
-    }).immediate();
+    });
   }
 
   async listObjects(q: ListObjectsQuery): Promise<ObjectRecord[]> {
@@ -416,7 +466,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async createUpload(u: UploadRecord): Promise<void> {
-    this.stmts.createUpload.run({
+    await this.commit(() => this.stmts.createUpload.run({
       upload_id: u.uploadId,
       bucket: u.bucket,
       key: u.key,
@@ -429,7 +479,7 @@ export class SqliteMetadataStore implements MetadataStore {
       master_key_version: u.sse.masterKeyVersion,
       checksum_algorithm: u.checksumAlgorithm ?? null,
       requested_sse: u.requestedSse ?? null,
-    });
+    }));
   }
 
   async getUpload(uploadId: string): Promise<UploadRecord | undefined> {
@@ -442,13 +492,13 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async putPart(p: PartRecord): Promise<Replaced> {
-    return this.db.transaction(() => {
+    return this.commit(() => {
       if (!this.stmts.getUpload.get(p.uploadId)) throw new UploadGoneError();
       const old = this.stmts.getPart.get(p.uploadId, p.partNumber);
       this.stmts.upsertPart.run(p.uploadId, p.partNumber, p.blobId, p.plainSize, p.md5, p.header, p.lastModified);
       // Re-recording the same blob (a retried commit) leaves it referenced: not garbage.
       return { garbageBlobIds: old && old.blob_id !== p.blobId ? [old.blob_id] : [] };
-    }).immediate();
+    });
   }
 
   async listParts(uploadId: string): Promise<PartRecord[]> {
@@ -456,7 +506,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async completeUpload(uploadId: string, obj: ObjectRecord): Promise<Replaced> {
-    return this.db.transaction(() => {
+    return this.commit(() => {
       if (!this.stmts.getUpload.get(uploadId)) throw new UploadGoneError();
       const used = new Set(obj.streams.map((s) => s.blobId));
       const parts = this.stmts.listParts.all(uploadId);
@@ -467,17 +517,17 @@ export class SqliteMetadataStore implements MetadataStore {
       garbage.push(...this.removeCurrent(obj.bucket, obj.key));
       this.insertObject(obj);
       return { garbageBlobIds: garbage };
-    }).immediate();
+    });
   }
 
   async abortUpload(uploadId: string): Promise<Replaced & { aborted: boolean }> {
-    return this.db.transaction(() => {
+    return this.commit(() => {
       if (!this.stmts.getUpload.get(uploadId)) return { aborted: false, garbageBlobIds: [] };
       const garbage = this.stmts.listParts.all(uploadId).map((p) => p.blob_id);
       this.stmts.deleteParts.run(uploadId);
       this.stmts.deleteUpload.run(uploadId);
       return { aborted: true, garbageBlobIds: garbage };
-    }).immediate();
+    });
   }
 
   async isBlobReferenced(blobId: string): Promise<boolean> {
