@@ -286,6 +286,12 @@ export interface DecryptOptions {
   start?: number;
   /** Last plaintext byte to output, inclusive (default plainSize - 1). */
   endInclusive?: number;
+  /**
+   * The header the stream must have (a copy kept elsewhere, e.g. in metadata): a different
+   * header in the input is a CryptoError. Catches a blob rolled back to an older write of the
+   * same stream, which authenticates under its own (old) salt.
+   */
+  expectedHeader?: Buffer;
 }
 
 /**
@@ -307,9 +313,11 @@ export class DecryptStream extends Transform {
   #bytesIn = 0;
   #segment: number;
   #held: Buffer[] = [];
+  #expectedHeader: Buffer | undefined;
 
   constructor(dataKey: SecretKey, opts: DecryptOptions) {
-    super();
+    super({ readableHighWaterMark: 256 * 1024 });
+    this.#expectedHeader = opts.expectedHeader;
     checkStreamIndex(opts.streamIndex);
     this.range = cipherRangeFor(opts.plainSize, opts.start, opts.endInclusive);
     this.#dataKey = dataKey;
@@ -328,6 +336,7 @@ export class DecryptStream extends Transform {
       if (this.#header === undefined) {
         if (this.#queue.length < HEADER_SIZE) return cb();
         const header = Buffer.from(this.#queue.takeContiguous(HEADER_SIZE));
+        if (this.#expectedHeader && !header.equals(this.#expectedHeader)) throw new CryptoError();
         const salt = parseHeader(header);
         this.#key = deriveStreamKey(this.#dataKey, salt, this.#streamIndex);
         this.#header = header;

@@ -28,6 +28,8 @@ type Msg = { t: 'a'; id: number; n: number } | { t: 'd'; id: number; d: Uint8Arr
 
 /** Bytes allowed in flight to the worker per hash before `update` makes the caller wait. */
 const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+/** Bytes copied into one message to the worker. */
+const BATCH_BYTES = 512 * 1024;
 
 class HashWorker {
   private readonly worker: Worker;
@@ -90,14 +92,35 @@ export class OffloadedHash {
     this.id = shared.register(this);
   }
 
-  /** Queues `chunk` (copied); resolves at once unless too much is already in flight. */
+  /**
+   * Queues `chunk` (copied into a batch that is sent once it holds BATCH_BYTES, so messages
+   * stay few); resolves at once unless too much is already in flight.
+   */
   update(chunk: Uint8Array): Promise<void> | undefined {
     if (this.failed) throw this.failed;
-    const copy = new Uint8Array(chunk); // own ArrayBuffer, transferred without a second copy
-    this.inFlight += copy.byteLength;
-    shared!.post({ t: 'u', id: this.id, alg: this.alg, b: copy }, [copy.buffer]);
+    let off = 0;
+    while (off < chunk.byteLength) {
+      this.batch ??= new Uint8Array(BATCH_BYTES);
+      const n = Math.min(chunk.byteLength - off, BATCH_BYTES - this.batchLength);
+      this.batch.set(chunk.subarray(off, off + n), this.batchLength);
+      this.batchLength += n;
+      off += n;
+      if (this.batchLength === BATCH_BYTES) this.send();
+    }
     if (this.inFlight <= MAX_IN_FLIGHT) return undefined;
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private batch?: Uint8Array;
+  private batchLength = 0;
+
+  private send(): void {
+    if (!this.batch || this.batchLength === 0) return;
+    const b = this.batchLength === this.batch.byteLength ? this.batch : this.batch.slice(0, this.batchLength);
+    this.batch = undefined;
+    this.batchLength = 0;
+    this.inFlight += b.byteLength;
+    shared!.post({ t: 'u', id: this.id, alg: this.alg, b }, [b.buffer as ArrayBuffer]);
   }
 
   /** @internal */
@@ -117,7 +140,10 @@ export class OffloadedHash {
         this.rejectDigest = reject;
       });
       if (this.failed) this.rejectDigest(this.failed);
-      else shared!.post({ t: 'e', id: this.id, alg: this.alg });
+      else {
+        this.send();
+        shared!.post({ t: 'e', id: this.id, alg: this.alg });
+      }
     }
     return this.result;
   }

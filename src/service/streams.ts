@@ -72,99 +72,76 @@ export interface PlainRange {
 }
 
 /**
- * The plaintext of an object (or `range` of it): for each stream it touches, read the header
- * and the ciphertext segments that cover the range, decrypt, and concatenate.
+ * The plaintext of an object (or `range` of it): for each stream it touches, the blob bytes of
+ * the segments that cover the range go through a decryptor that checks the stream header
+ * against the copy in metadata. One stream (the common case) is returned as its decryptor
+ * itself; several are concatenated in order.
  */
 export function readPlaintext(blobs: BlobStore, dataKey: SecretKey, streams: StreamRecord[], range?: PlainRange): Readable {
   const total = streams.reduce((n, s) => n + s.plainSize, 0);
   const start = range?.start ?? 0;
   const end = range?.end ?? total - 1;
-  const out = new PassThrough({ highWaterMark: 256 * 1024 });
+  const pieces: { s: StreamRecord; from?: number; to?: number }[] = [];
   if (end < start) {
-    // Empty object: still verify its (single, empty, final) segment so damage is reported.
-    (async () => {
-      for (const s of streams) await drain(decryptStream(blobs, dataKey, s, 0, -1));
-    })().then(
-      () => out.end(),
-      (e) => out.destroy(e as Error),
-    );
-    return out;
-  }
-  (async () => {
+    // Empty object: still verify its (single, empty, final) segments so damage is reported.
+    for (const s of streams) pieces.push({ s });
+  } else {
     let offset = 0;
     for (const s of streams) {
       const sStart = offset;
       const sEnd = offset + s.plainSize - 1;
       offset += s.plainSize;
       if (sEnd < start || sStart > end || s.plainSize === 0) continue;
-      const from = Math.max(start, sStart) - sStart;
-      const to = Math.min(end, sEnd) - sStart;
-      const dec = decryptStream(blobs, dataKey, s, from, to);
-      for await (const chunk of dec) {
-        if (!out.write(chunk)) await waitDrain(out);
-        if (out.destroyed) {
-          dec.destroy();
-          return;
-        }
-      }
+      pieces.push({ s, from: Math.max(start, sStart) - sStart, to: Math.min(end, sEnd) - sStart });
     }
-  })().then(
-    () => out.end(),
-    (e) => out.destroy(e as Error),
-  );
+  }
+  if (pieces.length === 1) return decryptStream(blobs, dataKey, pieces[0]!.s, pieces[0]!.from, pieces[0]!.to);
+  const out = new PassThrough({ highWaterMark: 256 * 1024 });
+  let i = 0;
+  const next = (): void => {
+    if (out.destroyed) return;
+    const p = pieces[i++];
+    if (!p) {
+      out.end();
+      return;
+    }
+    const dec = decryptStream(blobs, dataKey, p.s, p.from, p.to);
+    dec.once('error', (e) => out.destroy(e));
+    out.once('close', () => dec.destroy());
+    dec.once('end', next);
+    dec.pipe(out, { end: false });
+  };
+  next();
   return out;
 }
 
-function decryptStream(blobs: BlobStore, dataKey: SecretKey, s: StreamRecord, from: number, to: number): Readable {
-  const cr = s.plainSize === 0 ? cipherRangeFor(0) : cipherRangeFor(s.plainSize, from, to);
+/** One stream's decryptor, fed from the blob store (one read; the stored header if needed). */
+function decryptStream(blobs: BlobStore, dataKey: SecretKey, s: StreamRecord, from?: number, to?: number): Readable {
+  const ranged = from !== undefined && to !== undefined && s.plainSize > 0;
+  const cr = ranged ? cipherRangeFor(s.plainSize, from, to) : cipherRangeFor(s.plainSize);
+  const header = Buffer.from(s.header, 'base64');
   const dec = createDecryptStream(dataKey, {
     streamIndex: s.streamIndex,
     plainSize: s.plainSize,
-    ...(s.plainSize === 0 ? {} : { start: from, endInclusive: to }),
+    ...(ranged ? { start: from, endInclusive: to } : {}),
+    expectedHeader: header,
   });
-  const src = Readable.from(concatReads(blobs, s, cr.cipherStart, cr.cipherEndExclusive));
-  src.on('error', (e) => dec.destroy(e));
-  return src.pipe(dec);
-}
-
-/**
- * The decryptor's input: the header recorded in metadata, then the blob's segment range. When
- * the range starts at the first segment the blob's own header copy is read too and must match.
- */
-async function* concatReads(blobs: BlobStore, s: StreamRecord, start: number, end: number): AsyncGenerator<Buffer> {
-  const header = Buffer.from(s.header, 'base64');
-  if (header.length !== HEADER_SIZE) throw new CryptoError();
-  yield header;
-  if (start !== HEADER_SIZE) {
-    yield* blobs.read(s.blobId, { start, end }) as AsyncIterable<Buffer>;
-    return;
-  }
-  let seen = Buffer.alloc(0);
-  for await (const chunk of blobs.read(s.blobId, { start: 0, end }) as AsyncIterable<Buffer>) {
-    if (seen.length < HEADER_SIZE) {
-      seen = Buffer.concat([seen, chunk]);
-      if (seen.length < HEADER_SIZE) continue;
-      if (!seen.subarray(0, HEADER_SIZE).equals(header)) throw new CryptoError();
-      if (seen.length > HEADER_SIZE) yield seen.subarray(HEADER_SIZE);
-      continue;
+  let src: Readable;
+  try {
+    if (header.length !== HEADER_SIZE) throw new CryptoError();
+    if (cr.cipherStart === HEADER_SIZE) {
+      // From the first segment: the blob's own header comes first and must match the copy.
+      src = blobs.read(s.blobId, { start: 0, end: cr.cipherEndExclusive });
+    } else {
+      dec.write(header);
+      src = blobs.read(s.blobId, { start: cr.cipherStart, end: cr.cipherEndExclusive });
     }
-    yield chunk;
+  } catch (e) {
+    process.nextTick(() => dec.destroy(e as Error));
+    return dec;
   }
-  if (seen.length < HEADER_SIZE) throw new CryptoError();
-}
-
-async function drain(r: Readable): Promise<void> {
-  for await (const _ of r) void _;
-}
-
-function waitDrain(w: PassThrough): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      w.off('drain', done);
-      w.off('close', done);
-      resolve();
-    };
-    w.on('drain', done);
-    w.on('close', done);
-  });
+  src.once('error', (e) => dec.destroy(e));
+  dec.once('close', () => src.destroy());
+  src.pipe(dec);
+  return dec;
 }
