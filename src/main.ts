@@ -6,9 +6,13 @@ import type { Config } from './config/config.ts';
 import { startListeners, type Listeners } from './http/server.ts';
 import { loadOrCreateTls, type TlsMaterial } from './http/tls.ts';
 import { createS3Handler } from './s3api/app.ts';
-import { loadOwner, loadRootCredentials, type RootCredentials } from './service/credentials.ts';
+import { Authorizer } from './service/authorization.ts';
+import { applyBootstrap, readBootstrap } from './service/bootstrap.ts';
+import { loadOwner, loadRootCredentials, loadStoredRootCredentials, type RootCredentials } from './service/credentials.ts';
+import { IdentityService, loadAccountId } from './service/identities.ts';
 import { MasterKeyService } from './service/master-keys.ts';
 import { ObjectService } from './service/objects.ts';
+import { PolicyService } from './service/policies.ts';
 import { loadRootKey, verifyRootKey, type LoadedRootKey } from './service/root-key.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { FsBlobStore } from './storage/fs-blob/fs-blob-store.ts';
@@ -40,6 +44,30 @@ export async function openStores(config: Config): Promise<Stores> {
   }
 }
 
+export interface AccessServices {
+  accountId: string;
+  identities: IdentityService;
+  policies: PolicyService;
+  authorizer: Authorizer;
+}
+
+/**
+ * Identities, policies and the authorizer over opened stores. `rootCredential` defaults to the
+ * stored one (admin commands); the server passes the one it loaded.
+ */
+export async function accessServices(
+  stores: Stores,
+  opts: { accountId?: string; rootCredential?: { accessKeyId: string; secretKey: string }; log?: Logger } = {},
+): Promise<AccessServices> {
+  const accountId = await loadAccountId(stores.meta, opts.accountId);
+  const rootCredential = opts.rootCredential ?? (await loadStoredRootCredentials(stores.meta, stores.root.key));
+  const identities = new IdentityService(stores.meta, stores.root.key, accountId, rootCredential);
+  const policies = new PolicyService(stores.meta);
+  const owner = await loadOwner(stores.meta);
+  const authorizer = new Authorizer(policies, { ownerCanonicalId: owner.id, ...(opts.log ? { log: opts.log } : {}) });
+  return { accountId, identities, policies, authorizer };
+}
+
 export interface RunningCoffer {
   config: Config;
   listeners: Listeners;
@@ -48,6 +76,7 @@ export interface RunningCoffer {
   root: LoadedRootKey;
   stores: Stores;
   objects: ObjectService;
+  access: AccessServices;
   log: Logger;
   /** Resolves when the background re-wrap job is idle. */
   rewrapIdle(): Promise<void>;
@@ -65,6 +94,15 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
   if (swept.incomplete || swept.orphans) log.info(swept, 'swept leftovers of interrupted writes');
   const credentials = await loadRootCredentials(meta, stores.root.key, { accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
   const owner = await loadOwner(meta);
+  const access = await accessServices(stores, {
+    ...(config.accountId ? { accountId: config.accountId } : {}),
+    rootCredential: { accessKeyId: credentials.accessKeyId, secretKey: credentials.secretKey },
+    log,
+  });
+  if (config.bootstrap) {
+    const summary = await applyBootstrap(readBootstrap(config.bootstrap), { meta, identities: access.identities, policies: access.policies, region: config.region });
+    log.info(summary, 'applied the bootstrap');
+  }
   const tls = config.https ? await loadOrCreateTls(config.dataDir, config.tlsNames, config.tlsCert, config.tlsKey) : undefined;
 
   const handler = createS3Handler({
@@ -74,8 +112,9 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
     owner,
     region: config.region,
     ...(config.domain ? { domain: config.domain } : {}),
-    credentials: (id) =>
-      id === credentials.accessKeyId ? { accessKeyId: id, secretKey: credentials.secretKey, principal: { type: 'root' } } : undefined,
+    credentials: (id) => access.identities.lookup(id),
+    authorizer: access.authorizer,
+    policies: access.policies,
   });
   const listeners = await startListeners({ handler, http: config.http, https: config.https, ...(tls ? { tls } : {}), log });
 
@@ -118,6 +157,7 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
     root: stores.root,
     stores,
     objects,
+    access,
     log,
     rewrapIdle: () => rewrap(),
     async close() {

@@ -1,8 +1,15 @@
 // The `coffer` command: `coffer server` runs the S3 endpoint; `coffer admin ...` manages the
-// data directory's keys (it opens the same stores, so it works beside a running server).
+// data directory's keys, users and policies (it opens the same stores, so it works beside a
+// running server, which sees identity and policy changes within a few seconds).
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type RawOptions } from '../config/config.ts';
-import { openStores, startCoffer } from '../main.ts';
+import { accessServices, openStores, startCoffer, type AccessServices, type Stores } from '../main.ts';
+import { isPolicyError } from '../policy/index.ts';
+import { simulate } from '../service/authorization.ts';
+import { BootstrapError } from '../service/bootstrap.ts';
+import { IdentityError } from '../service/identities.ts';
 import { createLogger } from '../shared/logger.ts';
 import { banner } from './banner.ts';
 
@@ -28,6 +35,8 @@ dataDirOptions(
     .option('--domain <domain>', 'base domain for virtual-hosted-style requests, <bucket>.<domain> (env COFFER_DOMAIN)')
     .option('--region <region>', 'region name used in signatures and bucket locations (env COFFER_REGION; default us-east-1)')
     .option('--master-key-rotation-days <days>', 'rotate the SSE-S3 master key after this many days, 0 = never (env COFFER_MASTER_KEY_ROTATION_DAYS; default 90)')
+    .option('--account-id <id>', 'the account\'s 12-digit id, used in every ARN (env COFFER_ACCOUNT_ID; default: generated at first start, then fixed)')
+    .option('--bootstrap <file>', 'JSON file of users, access keys, policies and bucket policies applied at every start (env COFFER_BOOTSTRAP: a path or the JSON itself)')
     .addOption(new Option('--log-level <level>', 'log level (env COFFER_LOG_LEVEL; default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',
@@ -117,6 +126,206 @@ dataDirOptions(admin.command('retire-master-key <version>').description('Destroy
     });
   });
 
+async function withAccess<T>(opts: RawOptions, fn: (a: AccessServices, s: Stores) => Promise<T>): Promise<T> {
+  return withStores(opts, async (s) => fn(await accessServices(s), s));
+}
+
+// ---- users, access keys, identity policies ----
+
+const user = admin.command('user').description('IAM-style users: access keys and inline identity policies');
+
+dataDirOptions(user.command('create <name>').description('Create a user (no access key, no permission until a policy is attached)')).action(
+  async (name: string, opts: RawOptions) => {
+    await withAccess(opts, async (a) => {
+      await a.identities.createUser(name);
+      console.log(`Created user ${name}: arn:aws:iam::${a.accountId}:user/${name}`);
+    });
+  },
+);
+
+dataDirOptions(user.command('list').description('List users'))
+  .option('--json', 'print JSON')
+  .action(async (opts: RawOptions & { json?: boolean }) => {
+    await withAccess(opts, async (a) => {
+      const users = await a.identities.listUsers();
+      const rows = await Promise.all(
+        users.map(async (u) => ({
+          name: u.name,
+          userId: u.userId,
+          arn: `arn:aws:iam::${a.accountId}:user/${u.name}`,
+          created: new Date(u.createdAt).toISOString(),
+          accessKeys: (await a.identities.listAccessKeys(u.name)).length,
+          policies: (await a.policies.listUserPolicies(u.name)).map((p) => p.name),
+        })),
+      );
+      if (opts.json) {
+        console.log(JSON.stringify(rows, null, 2));
+        return;
+      }
+      console.log('NAME                 USER ID                KEYS  POLICIES');
+      for (const r of rows) console.log(`${r.name.padEnd(20)} ${r.userId.padEnd(22)} ${String(r.accessKeys).padEnd(5)} ${r.policies.join(',') || '-'}`);
+    });
+  });
+
+dataDirOptions(user.command('delete <name>').description('Delete a user with its access keys and policies')).action(async (name: string, opts: RawOptions) => {
+  await withAccess(opts, async (a) => {
+    await a.identities.deleteUser(name);
+    console.log(`Deleted user ${name}.`);
+  });
+});
+
+const accessKey = user.command('access-key').description("A user's access keys (at most two, as IAM)");
+
+dataDirOptions(accessKey.command('create <user>').description('Create an access key; the secret is printed once and stored only sealed')).action(
+  async (name: string, opts: RawOptions) => {
+    await withAccess(opts, async (a) => {
+      const k = await a.identities.createAccessKey(name);
+      console.log(`AWS_ACCESS_KEY_ID=${k.accessKeyId}\nAWS_SECRET_ACCESS_KEY=${k.secretKey}`);
+    });
+  },
+);
+
+dataDirOptions(accessKey.command('list <user>').description("List a user's access keys"))
+  .option('--json', 'print JSON')
+  .action(async (name: string, opts: RawOptions & { json?: boolean }) => {
+    await withAccess(opts, async (a) => {
+      const keys = await a.identities.listAccessKeys(name);
+      if (opts.json) {
+        console.log(JSON.stringify(keys, null, 2));
+        return;
+      }
+      console.log('ACCESS KEY ID                STATUS    CREATED');
+      for (const k of keys) console.log(`${k.accessKeyId.padEnd(28)} ${k.status.padEnd(9)} ${new Date(k.createdAt).toISOString()}`);
+    });
+  });
+
+for (const [verb, status] of [
+  ['disable', 'Inactive'],
+  ['enable', 'Active'],
+] as const) {
+  dataDirOptions(accessKey.command(`${verb} <user> <access-key-id>`).description(`${verb === 'disable' ? 'Disable' : 'Re-enable'} an access key (a running server sees it within 5 s)`)).action(
+    async (name: string, id: string, opts: RawOptions) => {
+      await withAccess(opts, async (a) => {
+        await a.identities.setAccessKeyStatus(name, id, status);
+        console.log(`Access key ${id} of ${name} is ${status}.`);
+      });
+    },
+  );
+}
+
+dataDirOptions(accessKey.command('delete <user> <access-key-id>').description('Delete an access key')).action(async (name: string, id: string, opts: RawOptions) => {
+  await withAccess(opts, async (a) => {
+    await a.identities.deleteAccessKey(name, id);
+    console.log(`Deleted access key ${id} of ${name}.`);
+  });
+});
+
+dataDirOptions(user.command('attach-policy <user>').description('Attach (or replace) an inline identity policy, validated first'))
+  .requiredOption('--file <policy.json>', 'the policy document')
+  .option('--name <policy-name>', 'the policy name (default: the file name without .json)')
+  .action(async (name: string, opts: RawOptions & { file: string; name?: string }) => {
+    await withAccess(opts, async (a) => {
+      const text = readFileSync(opts.file, 'utf8');
+      const policyName = opts.name ?? basename(opts.file).replace(/\.json$/i, '');
+      await a.policies.putUserPolicy(name, policyName, text);
+      console.log(`Attached policy ${policyName} to user ${name}.`);
+    });
+  });
+
+dataDirOptions(user.command('detach-policy <user>').description('Remove an inline identity policy'))
+  .requiredOption('--name <policy-name>', 'the policy name')
+  .action(async (name: string, opts: RawOptions & { name: string }) => {
+    await withAccess(opts, async (a) => {
+      await a.policies.deleteUserPolicy(name, opts.name);
+      console.log(`Detached policy ${opts.name} from user ${name}.`);
+    });
+  });
+
+dataDirOptions(user.command('policies <user>').description("Print a user's inline policies")).action(async (name: string, opts: RawOptions) => {
+  await withAccess(opts, async (a) => {
+    for (const p of await a.policies.listUserPolicies(name)) console.log(`# ${p.name}\n${p.document.trim()}\n`);
+  });
+});
+
+// ---- policy simulation ----
+
+const policyCmd = admin.command('policy').description('Explain authorization decisions');
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+dataDirOptions(
+  policyCmd
+    .command('simulate')
+    .description('Would this request be allowed, and by which statement? Uses the stored identity and bucket policies.')
+    .requiredOption('--action <action>', 'the IAM action, e.g. s3:PutObject')
+    .option('--bucket <bucket>', 'the bucket (its policy applies)')
+    .option('--key <key>', 'the object key (resource arn:aws:s3:::BUCKET/KEY)')
+    .option('--user <name>', 'the requesting user (default: the root user)')
+    .option('--anonymous', 'an unsigned request')
+    .option('--header <name=value>', 'a request header, e.g. x-amz-server-side-encryption=AES256 (repeatable)', collect, [])
+    .option('--context <key=value>', 'an extra condition key, e.g. aws:Referer=https://example.com/ (repeatable)', collect, [])
+    .option('--secure', 'over HTTPS (aws:SecureTransport true; the default)')
+    .option('--insecure', 'over plain HTTP (aws:SecureTransport false)')
+    .option('--source-ip <ip>', 'aws:SourceIp (default 127.0.0.1)')
+    .option('--json', 'print JSON'),
+).action(
+  async (
+    opts: RawOptions & {
+      action: string;
+      bucket?: string;
+      key?: string;
+      user?: string;
+      anonymous?: boolean;
+      header: string[];
+      context: string[];
+      secure?: boolean;
+      insecure?: boolean;
+      sourceIp?: string;
+      json?: boolean;
+    },
+  ) => {
+    const pairs = (list: string[], what: string) =>
+      Object.fromEntries(
+        list.map((h) => {
+          const i = h.indexOf('=');
+          if (i <= 0) throw new ConfigError(`${what} ${h}: expected NAME=VALUE`);
+          return [h.slice(0, i).trim(), h.slice(i + 1)];
+        }),
+      );
+    if (opts.secure && opts.insecure) throw new ConfigError('--secure and --insecure exclude each other');
+    if (opts.user && opts.anonymous) throw new ConfigError('--user and --anonymous exclude each other');
+    if (opts.key !== undefined && opts.bucket === undefined) throw new ConfigError('--key needs --bucket');
+    const r = await withAccess(opts, (a) =>
+      simulate(
+        {
+          action: opts.action,
+          ...(opts.bucket !== undefined ? { bucket: opts.bucket } : {}),
+          ...(opts.key !== undefined ? { key: opts.key } : {}),
+          ...(opts.user !== undefined ? { user: opts.user } : {}),
+          ...(opts.anonymous ? { anonymous: true } : {}),
+          headers: pairs(opts.header, '--header'),
+          conditionKeys: pairs(opts.context, '--context'),
+          secure: !opts.insecure,
+          ...(opts.sourceIp ? { sourceIp: opts.sourceIp } : {}),
+        },
+        a,
+      ),
+    );
+    if (opts.json) {
+      console.log(JSON.stringify(r, null, 2));
+    } else {
+      console.log(`${r.allowed ? 'ALLOWED' : 'DENIED'}: ${r.action} on ${r.resource} by ${r.principal}`);
+      console.log(`  ${r.explanation}`);
+      const st = r.writtenStatement ?? r.statement;
+      if (st) console.log(`  deciding statement: ${JSON.stringify(st)}`);
+      for (const w of r.warnings) console.log(`warning: ${w}`);
+    }
+    process.exitCode = r.allowed ? 0 : 3;
+  },
+);
+
 dataDirOptions(admin.command('root-credentials').description('Print the root access key and secret (unsealed with the root key)')).action(
   async (opts: RawOptions) => {
     await withStores(opts, async (s) => {
@@ -131,6 +340,14 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
     console.error(`coffer: ${err.message}`);
     process.exit(2);
+  }
+  if (err instanceof IdentityError || err instanceof BootstrapError) {
+    console.error(`coffer: ${err.message}`);
+    process.exit(1);
+  }
+  if (isPolicyError(err)) {
+    console.error(`coffer: MalformedPolicy: ${(err as Error).message}`);
+    process.exit(1);
   }
   const log = createLogger('error');
   log.fatal({ err }, 'coffer failed');

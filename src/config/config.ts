@@ -24,6 +24,10 @@ export interface Config {
   readonly masterKeyRotationDays: number;
   readonly logLevel: string;
   readonly maxObjectSize: number;
+  /** The account's 12-digit id (default: generated at first start, then fixed). */
+  readonly accountId?: string;
+  /** Declarative identities and bucket policies applied at start: a file path, or inline JSON. */
+  readonly bootstrap?: string;
 }
 
 export interface RawOptions {
@@ -39,6 +43,8 @@ export interface RawOptions {
   rootKeyFile?: string;
   masterKeyRotationDays?: string | number;
   logLevel?: string;
+  accountId?: string;
+  bootstrap?: string;
 }
 
 export class ConfigError extends Error {}
@@ -85,6 +91,9 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   ]
     .map((s) => s.trim())
     .filter(Boolean);
+  const accountId = pick(opts.accountId, 'COFFER_ACCOUNT_ID')?.trim() || undefined;
+  if (accountId !== undefined && !/^\d{12}$/.test(accountId)) throw new ConfigError(`--account-id: 12 digits, got "${accountId}"`);
+  const bootstrap = pick(opts.bootstrap, 'COFFER_BOOTSTRAP')?.trim() || undefined;
   const region = pick(opts.region, 'COFFER_REGION', 'us-east-1')!;
   if (!/^[a-z0-9-]{1,32}$/.test(region)) throw new ConfigError('--region: lower-case letters, digits and dashes');
   return Object.freeze({
@@ -103,5 +112,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     masterKeyRotationDays: days,
     logLevel: pick(opts.logLevel, 'COFFER_LOG_LEVEL', 'info')!,
     maxObjectSize: 5 * 1024 ** 3,
+    accountId,
+    bootstrap,
   });
 }

@@ -147,6 +147,8 @@ export async function startListeners(opts: {
   };
   if (opts.http) {
     const s = http.createServer(SERVER_OPTIONS, serve(false));
+    // Expect: 100-continue reaches the handler, which sends 100 only when it reads the body.
+    s.on('checkContinue', serve(false));
     s.on('clientError', onClientError(opts.log));
     servers.push(s);
     out.http = await listenOn(s, opts.http);
@@ -154,6 +156,7 @@ export async function startListeners(opts: {
   if (opts.https) {
     if (!opts.tls) throw new Error('HTTPS needs TLS material');
     const s = https.createServer({ ...SERVER_OPTIONS, cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, serve(true));
+    s.on('checkContinue', serve(true));
     s.on('clientError', onClientError(opts.log));
     servers.push(s);
     out.https = await listenOn(s, opts.https);

@@ -1,5 +1,5 @@
 // The S3 request pipeline: request id, target resolution, SigV4 authentication, routing to one
-// operation, dispatch, and the one error renderer. Nothing below this file knows about HTTP
+// operation, authorization (s3api/authz.ts), dispatch, and the one error renderer. Nothing below this file knows about HTTP
 // beyond the S3Context it is handed.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -8,11 +8,16 @@ import { createPayloadDecoder, verifySigV4, type AuthResult, type CredentialLook
 import { CryptoError, S3Error } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { MetadataStore } from '../storage/ports.ts';
+import type { Authorizer } from '../service/authorization.ts';
+import { IdentityService } from '../service/identities.ts';
 import type { ObjectService } from '../service/objects.ts';
+import type { PolicyService } from '../service/policies.ts';
+import { authorizeRequest, principalOf } from './authz.ts';
 import * as buckets from './handlers/buckets.ts';
 import * as listing from './handlers/listing.ts';
 import * as mp from './handlers/multipart.ts';
 import * as objs from './handlers/objects.ts';
+import * as policy from './handlers/policy.ts';
 import type { Owner, S3Context } from './request.ts';
 import { resolveTarget, route, type Operation } from './router.ts';
 import { xmlDocument, type XmlNode } from './xml.ts';
@@ -23,12 +28,16 @@ export interface S3AppDeps {
   log: Logger;
   owner: Owner;
   credentials: CredentialLookup;
+  authorizer: Authorizer;
+  policies: PolicyService;
   region: string;
   domain?: string;
   now?: () => Date;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, secure: boolean) => void;
+
+const ANONYMOUS = IdentityService.anonymous();
 
 export function requestId(): string {
   return randomBytes(8).toString('hex').toUpperCase();
@@ -91,9 +100,10 @@ async function handle(
     { now: at, service: 's3', region: deps.region },
   );
   // An anonymous caller learns nothing (not even NotImplemented or MethodNotAllowed) about a
-  // resource it may not access.
-  if (auth.kind !== 'signed') throw new S3Error('AccessDenied');
-  if (op === undefined) throw routeError;
+  // request that names no operation; a routed one is authorized like any other, so it goes on
+  // only where a bucket policy grants Principal "*".
+  if (op === undefined) throw auth.kind === 'signed' ? routeError : new S3Error('AccessDenied');
+  const principal = principalOf(auth, ANONYMOUS);
 
   let decoded: (Readable & { checksum?: { algorithm: string; value: string } }) | undefined;
   const ctx: S3Context = {
@@ -118,7 +128,8 @@ async function handle(
       return decoded?.checksum;
     },
   };
-  const { meta, objects, owner, region } = deps;
+  const allowKey = await authorizeRequest(deps, ctx, auth, principal, at);
+  const { meta, objects, owner, region, policies } = deps;
   // Where the bucket's objects live, in the addressing style of this request (for Location).
   const bucketUrl = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}${target.virtualHosted ? '' : `/${target.bucket}`}`;
   switch (op.name) {
@@ -129,13 +140,23 @@ async function handle(
     case 'HeadBucket':
       return buckets.headBucket(ctx, objects, region);
     case 'DeleteBucket':
-      return buckets.deleteBucket(ctx, meta);
+      await buckets.deleteBucket(ctx, meta);
+      policies.forgetBucket(op.bucket!);
+      return;
     case 'GetBucketLocation':
       return buckets.getBucketLocation(ctx, objects, region);
     case 'GetBucketEncryption':
       return buckets.getBucketEncryption(ctx, objects);
     case 'GetBucketVersioning':
       return buckets.getBucketVersioning(ctx, objects);
+    case 'PutBucketPolicy':
+      return policy.putBucketPolicy(ctx, objects, policies);
+    case 'GetBucketPolicy':
+      return policy.getBucketPolicy(ctx, objects, policies);
+    case 'DeleteBucketPolicy':
+      return policy.deleteBucketPolicy(ctx, policies);
+    case 'GetBucketPolicyStatus':
+      return policy.getBucketPolicyStatus(ctx, objects, policies);
     case 'ListObjects':
       return listing.listObjectsV1(ctx, objects, meta, owner);
     case 'ListObjectsV2':
@@ -143,7 +164,7 @@ async function handle(
     case 'ListMultipartUploads':
       return mp.listMultipartUploads(ctx, objects, meta, owner);
     case 'DeleteObjects':
-      return objs.deleteObjects(ctx, objects);
+      return objs.deleteObjects(ctx, objects, allowKey);
     case 'PutObject':
       return objs.putObject(ctx, objects);
     case 'CopyObject':

@@ -11,6 +11,10 @@ export type OperationName =
   | 'GetBucketLocation'
   | 'GetBucketEncryption'
   | 'GetBucketVersioning'
+  | 'GetBucketPolicy'
+  | 'PutBucketPolicy'
+  | 'DeleteBucketPolicy'
+  | 'GetBucketPolicyStatus'
   | 'ListObjects'
   | 'ListObjectsV2'
   | 'ListMultipartUploads'
@@ -64,14 +68,18 @@ export function route(method: string, bucket: string | undefined, key: string | 
         if (sub === 'uploads') return op('ListMultipartUploads');
         if (sub === 'encryption') return op('GetBucketEncryption');
         if (sub === 'versioning') return op('GetBucketVersioning');
+        if (sub === 'policy') return op('GetBucketPolicy');
+        if (sub === 'policyStatus') return op('GetBucketPolicyStatus');
         return notImplemented();
       case 'HEAD':
         return op('HeadBucket');
       case 'PUT':
         if (sub === undefined) return op('CreateBucket');
+        if (sub === 'policy') return op('PutBucketPolicy');
         return notImplemented();
       case 'DELETE':
         if (sub === undefined) return op('DeleteBucket');
+        if (sub === 'policy') return op('DeleteBucketPolicy');
         return notImplemented();
       case 'POST':
         if (sub === 'delete') return op('DeleteObjects');

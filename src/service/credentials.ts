@@ -2,9 +2,10 @@
 // start and printed once. The secret is stored sealed under the root key, never in the clear.
 // Also the account's canonical owner id shown in listings.
 import { randomBytes } from 'node:crypto';
-import { labelAad, seal, unseal } from '../crypto/envelope.ts';
+import { seal, unseal } from '../crypto/envelope.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import type { MetadataStore } from '../storage/ports.ts';
+import { secretAad } from './identities.ts';
 
 export interface RootCredentials {
   accessKeyId: string;
@@ -15,7 +16,6 @@ export interface RootCredentials {
 }
 
 const SETTING = 'root-credentials';
-const secretAad = (accessKeyId: string) => labelAad('coffer/access-key-secret/v1', accessKeyId);
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 function randomAccessKeyId(): string {
@@ -43,6 +43,14 @@ export async function loadRootCredentials(meta: MetadataStore, root: SecretKey, 
   const now = await meta.initSetting(SETTING, JSON.stringify({ accessKeyId, sealedSecret: sealed }));
   if (JSON.parse(now).accessKeyId !== accessKeyId) return loadRootCredentials(meta, root, {});
   return { accessKeyId, secretKey, generated: true, fromEnv: false };
+}
+
+/** The stored root credentials, without generating any (admin commands); undefined if none yet. */
+export async function loadStoredRootCredentials(meta: MetadataStore, root: SecretKey): Promise<{ accessKeyId: string; secretKey: string } | undefined> {
+  const stored = await meta.getSetting(SETTING);
+  if (!stored) return undefined;
+  const { accessKeyId, sealedSecret } = JSON.parse(stored) as { accessKeyId: string; sealedSecret: string };
+  return { accessKeyId, secretKey: unseal(root, Buffer.from(sealedSecret, 'base64'), secretAad(accessKeyId)).toString('utf8') };
 }
 
 export async function loadOwner(meta: MetadataStore): Promise<{ id: string; displayName: string }> {

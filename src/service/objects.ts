@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { createEncryptStream } from '../crypto/format.ts';
+import { createEncryptStream, encryptedSize } from '../crypto/format.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import { S3Error } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -23,6 +23,24 @@ import { Meter, readPlaintext, type PlainRange } from './streams.ts';
 export const MAX_OBJECT_SIZE = 5 * 1024 ** 3;
 export const MIN_PART_SIZE = 5 * 1024 ** 2;
 export const MAX_PARTS = 10_000;
+/**
+ * Objects up to this size keep their ciphertext in the metadata store: one transaction per
+ * PUT instead of a file write, fsync, rename and directory fsync, and no file open per GET.
+ */
+export const INLINE_MAX_BYTES = 32 * 1024;
+
+/** Reads a stream of at most `max` bytes into memory (small objects only). */
+async function collect(r: Readable, max: number, signal?: AbortSignal): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of r) {
+    if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+    n += (c as Buffer).length;
+    if (n > max) throw new S3Error('IncompleteBody');
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
 
 export function newId(bytes = 24): string {
   return randomBytes(bytes).toString('base64url');
@@ -86,16 +104,19 @@ export class ObjectService {
     limit: number,
     expectedLength: number,
     signal?: AbortSignal,
-  ): Promise<{ record: StreamRecord; md5: Buffer }> {
-    const blobId = newId();
+    inline = false,
+  ): Promise<{ record: StreamRecord; md5: Buffer; inlineData?: Buffer }> {
+    const blobId = inline ? '' : newId();
     const meter = new Meter(limit, expectedLength);
     const enc = createEncryptStream(dataKey, { streamIndex });
     const chain = source.pipe(meter);
     source.on('error', (e) => meter.destroy(e));
     const encrypted = chain.pipe(enc);
     meter.on('error', (e) => enc.destroy(e));
+    let inlineData: Buffer | undefined;
     try {
-      await this.blobs.write(blobId, encrypted, signal);
+      if (inline) inlineData = await collect(encrypted, encryptedSize(INLINE_MAX_BYTES), signal);
+      else await this.blobs.write(blobId, encrypted, signal);
     } catch (e) {
       meter.discard();
       throw e;
@@ -110,11 +131,13 @@ export class ObjectService {
     return {
       record: { blobId, streamIndex, plainSize: meter.bytes, md5: md5.toString('hex'), header: enc.header.toString('base64') },
       md5,
+      ...(inlineData ? { inlineData } : {}),
     };
   }
 
   private async discard(blobIds: string[]): Promise<void> {
     for (const id of blobIds) {
+      if (id === '') continue; // inline data has no blob
       try {
         await this.blobs.delete(id);
       } catch (e) {
@@ -127,13 +150,14 @@ export class ObjectService {
     await this.requireBucket(input.bucket);
     const versionId = newId(16);
     const { dataKey, sse } = this.keys.newDataKey({ bucket: input.bucket, key: input.key, versionId });
-    let written: { record: StreamRecord; md5: Buffer };
+    let written: { record: StreamRecord; md5: Buffer; inlineData?: Buffer };
+    const inline = input.length <= INLINE_MAX_BYTES;
     try {
-      written = await this.writeStream(dataKey, 0, input.body, MAX_OBJECT_SIZE, input.length, input.signal);
+      written = await this.writeStream(dataKey, 0, input.body, inline ? INLINE_MAX_BYTES : MAX_OBJECT_SIZE, input.length, input.signal, inline);
     } finally {
       dataKey.zero();
     }
-    const { record, md5 } = written;
+    const { record, md5, inlineData } = written;
     try {
       if (record.plainSize !== input.length) throw new S3Error('IncompleteBody');
       if (input.contentMd5 && !input.contentMd5.equals(md5)) throw new S3Error('BadDigest');
@@ -153,6 +177,7 @@ export class ObjectService {
         streams: [record],
         partsCount: 0,
         ...(checksum ? { checksum } : {}),
+        ...(inlineData ? { inlineData } : {}),
       };
       const { garbageBlobIds } = await this.meta.putObject(obj);
       await this.discard(garbageBlobIds);
@@ -166,7 +191,7 @@ export class ObjectService {
   /** Plaintext of an object or a range of it; errors (never wrong bytes) on any damage. */
   async openPlaintext(obj: ObjectRecord, range?: PlainRange): Promise<Readable> {
     const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId });
-    const stream = readPlaintext(this.blobs, dataKey, obj.streams, range);
+    const stream = readPlaintext(this.blobs, dataKey, obj.streams, range, obj.inlineData);
     stream.on('close', () => dataKey.zero());
     return stream;
   }

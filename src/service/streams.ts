@@ -77,7 +77,13 @@ export interface PlainRange {
  * against the copy in metadata. One stream (the common case) is returned as its decryptor
  * itself; several are concatenated in order.
  */
-export function readPlaintext(blobs: BlobStore, dataKey: SecretKey, streams: StreamRecord[], range?: PlainRange): Readable {
+export function readPlaintext(
+  blobs: BlobStore,
+  dataKey: SecretKey,
+  streams: StreamRecord[],
+  range?: PlainRange,
+  inlineData?: Buffer,
+): Readable {
   const total = streams.reduce((n, s) => n + s.plainSize, 0);
   const start = range?.start ?? 0;
   const end = range?.end ?? total - 1;
@@ -95,7 +101,7 @@ export function readPlaintext(blobs: BlobStore, dataKey: SecretKey, streams: Str
       pieces.push({ s, from: Math.max(start, sStart) - sStart, to: Math.min(end, sEnd) - sStart });
     }
   }
-  if (pieces.length === 1) return decryptStream(blobs, dataKey, pieces[0]!.s, pieces[0]!.from, pieces[0]!.to);
+  if (pieces.length === 1) return decryptStream(blobs, dataKey, pieces[0]!.s, pieces[0]!.from, pieces[0]!.to, inlineData);
   const out = new PassThrough({ highWaterMark: 256 * 1024 });
   let i = 0;
   const next = (): void => {
@@ -116,7 +122,7 @@ export function readPlaintext(blobs: BlobStore, dataKey: SecretKey, streams: Str
 }
 
 /** One stream's decryptor, fed from the blob store (one read; the stored header if needed). */
-function decryptStream(blobs: BlobStore, dataKey: SecretKey, s: StreamRecord, from?: number, to?: number): Readable {
+function decryptStream(blobs: BlobStore, dataKey: SecretKey, s: StreamRecord, from?: number, to?: number, inlineData?: Buffer): Readable {
   const ranged = from !== undefined && to !== undefined && s.plainSize > 0;
   const cr = ranged ? cipherRangeFor(s.plainSize, from, to) : cipherRangeFor(s.plainSize);
   const header = Buffer.from(s.header, 'base64');
@@ -129,6 +135,13 @@ function decryptStream(blobs: BlobStore, dataKey: SecretKey, s: StreamRecord, fr
   let src: Readable;
   try {
     if (header.length !== HEADER_SIZE) throw new CryptoError();
+    if (s.blobId === '') {
+      // Inline (small object): the ciphertext came with the metadata.
+      if (!inlineData) throw new CryptoError();
+      if (cr.cipherStart !== HEADER_SIZE) dec.write(header);
+      dec.end(inlineData.subarray(cr.cipherStart === HEADER_SIZE ? 0 : cr.cipherStart, cr.cipherEndExclusive));
+      return dec;
+    }
     if (cr.cipherStart === HEADER_SIZE) {
       // From the first segment: the blob's own header comes first and must match the copy.
       src = blobs.read(s.blobId, { start: 0, end: cr.cipherEndExclusive });

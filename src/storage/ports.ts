@@ -77,6 +77,12 @@ export interface ObjectRecord {
   partsCount: number;
   /** Checksum the client sent and we verified (algorithm and base64 value). */
   checksum?: { algorithm: string; value: string };
+  /**
+   * Small objects: the single stream's whole ciphertext (CFR1 blob bytes) kept in the metadata
+   * store instead of the blob store; the stream's blobId is then ''. listObjects need not
+   * return it.
+   */
+  inlineData?: Buffer;
 }
 
 export interface BucketRecord {

@@ -137,11 +137,37 @@ test("two objects' blobs swapped, and a missing blob, fail", async () => {
 });
 
 test('a blob rolled back to an older write of the same key fails', async () => {
-  await srv.s3.send(new PutObjectCommand({ Bucket: B, Key: 'roll', Body: randomBytes(1000) }));
+  await srv.s3.send(new PutObjectCommand({ Bucket: B, Key: 'roll', Body: randomBytes(100_000) }));
   const old = (await srv.coffer.stores.meta.getObject(B, 'roll'))!;
   const saved = readFileSync(blobPath(old.streams[0]!.blobId));
-  await srv.s3.send(new PutObjectCommand({ Bucket: B, Key: 'roll', Body: randomBytes(1000) }));
+  await srv.s3.send(new PutObjectCommand({ Bucket: B, Key: 'roll', Body: randomBytes(100_000) }));
   const cur = (await srv.coffer.stores.meta.getObject(B, 'roll'))!;
   writeFileSync(blobPath(cur.streams[0]!.blobId), saved);
   await mustFail('roll');
+});
+
+test('small objects kept inline in the metadata: a flipped or truncated byte fails too', async () => {
+  const data = randomBytes(3000);
+  await srv.s3.send(new PutObjectCommand({ Bucket: B, Key: 'inline', Body: data }));
+  const obj = (await srv.coffer.stores.meta.getObject(B, 'inline'))!;
+  assert.ok(obj.inlineData, 'a 3000-byte object is stored inline');
+  assert.equal(obj.streams[0]!.blobId, '');
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(join(srv.dataDir, 'metadata.db'));
+  const set = db.prepare('UPDATE objects SET inline_data = ? WHERE bucket = ? AND key = ?');
+  try {
+    for (const pos of [0, 40, 500, obj.inlineData.length - 1]) {
+      const bad = Buffer.from(obj.inlineData);
+      bad[pos]! ^= 0x80;
+      set.run(bad, B, 'inline');
+      await mustFail('inline');
+      await mustFail('inline', 'bytes=10-20');
+    }
+    set.run(obj.inlineData.subarray(0, obj.inlineData.length - 1), B, 'inline');
+    await mustFail('inline');
+    set.run(obj.inlineData, B, 'inline');
+    assert.ok((await fetch('inline')).equals(data));
+  } finally {
+    db.close();
+  }
 });

@@ -38,7 +38,9 @@ before(async () => {
     log: coffer.log,
     owner: { id: 'owner', displayName: 'coffer' },
     region: 'us-east-1',
-    credentials: (id) => (id === ACCESS_KEY ? { accessKeyId: id, secretKey: SECRET_KEY, principal: { type: 'root' } } : undefined),
+    credentials: (id) => coffer.access.identities.lookup(id),
+    authorizer: coffer.access.authorizer,
+    policies: coffer.access.policies,
   });
   listeners = await startListeners({ handler, http: { host: '127.0.0.1', port: 0 }, https: null, log: coffer.log, bodyIdleTimeoutMs: IDLE_MS });
   port = listeners.http!.port;

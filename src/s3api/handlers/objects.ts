@@ -62,7 +62,7 @@ function objectHeaders(ctx: S3Context, obj: ObjectRecord): Record<string, string
   };
   for (const [k, v] of Object.entries(obj.headers)) h[k] = v;
   for (const [k, v] of Object.entries(obj.userMetadata)) h[`x-amz-meta-${k}`] = v;
-  // response-* overrides (signed requests only; anonymous requests are refused before this)
+  // response-* overrides (signed requests only; s3api/authz.ts refuses them on anonymous ones)
   const overrides: [string, string][] = [
     ['response-content-type', 'content-type'],
     ['response-content-language', 'content-language'],
@@ -204,7 +204,8 @@ export async function deleteObject(ctx: S3Context, objects: ObjectService): Prom
   send(ctx, 204);
 }
 
-export async function deleteObjects(ctx: S3Context, objects: ObjectService): Promise<void> {
+/** `allowed`: the per-key authorization (s3:DeleteObject); a refused key is reported as AccessDenied. */
+export async function deleteObjects(ctx: S3Context, objects: ObjectService, allowed: (key: string) => Promise<boolean> = async () => true): Promise<void> {
   const bucket = ctx.op.bucket!;
   await objects.requireBucket(bucket);
   if (header(ctx, 'content-md5') === undefined && !Object.keys(ctx.req.headers).some((h) => h.startsWith('x-amz-checksum-')) && !header(ctx, 'x-amz-trailer')) {
@@ -225,6 +226,7 @@ export async function deleteObjects(ctx: S3Context, objects: ObjectService): Pro
     try {
       validateKey(key);
       if (o.VersionId !== undefined && o.VersionId !== 'null') throw new S3Error('NoSuchVersion');
+      if (!(await allowed(key))) throw new S3Error('AccessDenied');
       await objects.deleteObject(bucket, key);
       if (!quiet) out.push(['Deleted', [['Key', key]]]);
     } catch (e) {

@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS master_keys (
   version INTEGER PRIMARY KEY, sealed TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);
 `;
 
+/** Every objects column but inline_data (listings never need object data). */
+const LIST_COLUMNS =
+  'bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum';
+
 interface ObjectRow {
   bucket: string;
   key: string;
@@ -72,6 +76,7 @@ interface ObjectRow {
   streams: string;
   parts_count: number;
   checksum: string | null;
+  inline_data?: Buffer | null;
 }
 
 interface AccessKeyRow {
@@ -125,6 +130,7 @@ function toObject(r: ObjectRow): ObjectRecord {
     streams: JSON.parse(r.streams),
     partsCount: r.parts_count,
     ...(r.checksum ? { checksum: JSON.parse(r.checksum) } : {}),
+    ...(r.inline_data ? { inlineData: r.inline_data } : {}),
   };
 }
 
@@ -170,6 +176,10 @@ export class SqliteMetadataStore implements MetadataStore {
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_sse')) {
       this.db.exec('ALTER TABLE uploads ADD COLUMN requested_sse TEXT');
     }
+    // Databases created before small objects were kept inline.
+    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(objects)').all().some((c) => c.name === 'inline_data')) {
+      this.db.exec('ALTER TABLE objects ADD COLUMN inline_data BLOB');
+    }
     const db = this.db;
     this.stmts = {
       getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE name = ?'),
@@ -186,11 +196,11 @@ export class SqliteMetadataStore implements MetadataStore {
       deleteObjectBlobs: db.prepare('DELETE FROM object_blobs WHERE bucket = ? AND key = ?'),
       insertObjectBlob: db.prepare('INSERT OR REPLACE INTO object_blobs (blob_id, bucket, key) VALUES (?, ?, ?)'),
       upsertObject: db.prepare(`INSERT OR REPLACE INTO objects
-        (bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum)
-        VALUES (@bucket, @key, @version_id, @size, @etag, @last_modified, @content_type, @headers, @user_metadata, @sse, @master_key_version, @streams, @parts_count, @checksum)`),
+        (bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data)
+        VALUES (@bucket, @key, @version_id, @size, @etag, @last_modified, @content_type, @headers, @user_metadata, @sse, @master_key_version, @streams, @parts_count, @checksum, @inline_data)`),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       listObjects: db.prepare<[string, string, string, number, string, number], ObjectRow>(
-        'SELECT * FROM objects WHERE bucket = ? AND key > ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?',
+        `SELECT ${LIST_COLUMNS} FROM objects WHERE bucket = ? AND key > ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?`,
       ),
       createUpload: db.prepare(`INSERT INTO uploads
         (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm, requested_sse)
@@ -437,8 +447,9 @@ export class SqliteMetadataStore implements MetadataStore {
       streams: JSON.stringify(obj.streams),
       parts_count: obj.partsCount,
       checksum: obj.checksum ? JSON.stringify(obj.checksum) : null,
+      inline_data: obj.inlineData ?? null,
     });
-    for (const s of obj.streams) this.stmts.insertObjectBlob.run(s.blobId, obj.bucket, obj.key);
+    for (const s of obj.streams) if (s.blobId !== '') this.stmts.insertObjectBlob.run(s.blobId, obj.bucket, obj.key);
   }
 
   async putObject(obj: ObjectRecord): Promise<Replaced> {
