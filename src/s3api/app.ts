@@ -117,6 +117,9 @@ async function handle(
     signal,
     body() {
       if (!decoded) {
+        // Expect: 100-continue: the client sends the body only once a handler asks for it, so
+        // a request refused before that costs no upload.
+        if (expectsContinue(req) && !res.headersSent) res.writeContinue();
         const d = createPayloadDecoder(auth, req.headers) as unknown as Readable & { checksum?: { algorithm: string; value: string } };
         req.on('error', (e) => d.destroy(e));
         req.on('aborted', () => d.destroy(new S3Error('IncompleteBody')));
@@ -216,8 +219,15 @@ export function toS3Error(err: unknown, log: Logger): S3Error {
   return new S3Error('InternalError');
 }
 
-/** Request bodies up to this size are drained after an early error, keeping the connection. */
-const DRAIN_LIMIT_BYTES = 64 * 1024;
+/**
+ * Request bodies up to this size are drained after an early error, keeping the connection
+ * (clients that do not use Expect: 100-continue read the answer only after sending the body).
+ */
+const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
+
+export function expectsContinue(req: IncomingMessage): boolean {
+  return (req.headers.expect ?? '').toLowerCase() === '100-continue';
+}
 
 function renderError(req: IncomingMessage, res: ServerResponse, err: unknown, id: string, log: Logger, op?: Operation): void {
   const e = toS3Error(err, log);
@@ -239,7 +249,10 @@ function renderError(req: IncomingMessage, res: ServerResponse, err: unknown, id
     // close the connection rather than drain an upload of any size. Never leave the client
     // writing into a socket nobody reads.
     const length = Number(req.headers['content-length'] ?? NaN);
-    if (length <= DRAIN_LIMIT_BYTES) {
+    if (expectsContinue(req) && !req.readableFlowing) {
+      // No 100 Continue was sent: the client holds its body back. Answer and close.
+      res.setHeader('connection', 'close');
+    } else if (length <= DRAIN_LIMIT_BYTES) {
       req.unpipe();
       req.resume();
     } else {
