@@ -8,7 +8,28 @@ export interface Rng {
   randomBytes(size: number): Buffer;
 }
 
-export const systemRng: Rng = { randomBytes: (size) => randomBytes(size) };
+/**
+ * The system CSPRNG, drawn in 4 KiB batches: a call into OpenSSL per salt, nonce and key costs
+ * more than the bytes. Each returned Buffer is a fresh copy; pooled bytes are used once and
+ * wiped as they are handed out.
+ */
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+export const systemRng: Rng = {
+  randomBytes(size: number): Buffer {
+    if (size > POOL_BYTES / 4) return randomBytes(size);
+    if (poolOffset + size > pool.length) {
+      pool = randomBytes(POOL_BYTES);
+      poolOffset = 0;
+    }
+    const out = Buffer.from(pool.subarray(poolOffset, poolOffset + size));
+    pool.fill(0, poolOffset, poolOffset + size);
+    poolOffset += size;
+    return out;
+  },
+};
 
 export const KEY_BYTES = 32;
 

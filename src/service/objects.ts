@@ -1,11 +1,11 @@
 // Object use cases: put, get, head, delete, copy, and multipart uploads. Every write follows
 // the write protocol: stream the ciphertext to a fresh blob (fsync), commit the metadata in
 // one transaction, then delete what it replaced. Every object is encrypted (SSE-S3).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createEncryptStream, encryptedSize } from '../crypto/format.ts';
-import type { SecretKey } from '../crypto/keys.ts';
+import { systemRng, type SecretKey } from '../crypto/keys.ts';
 import { S3Error } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import {
@@ -43,7 +43,7 @@ async function collect(r: Readable, max: number, signal?: AbortSignal): Promise<
 }
 
 export function newId(bytes = 24): string {
-  return randomBytes(bytes).toString('base64url');
+  return systemRng.randomBytes(bytes).toString('base64url');
 }
 
 export interface WriteAttributes {
