@@ -36,7 +36,7 @@ const BUCKET = 'policy-access';
 let srv: TestServer;
 let port: number;
 const clients: S3Client[] = [];
-const as = (u: typeof alice, https = false) => {
+const as = (u: { accessKeyId: string; secretAccessKey: string }, https = false) => {
   const c = clientAs(u, https ? srv.httpsUrl : srv.httpUrl, https ? srv.caPath : undefined);
   clients.push(c);
   return c;

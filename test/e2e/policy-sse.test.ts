@@ -101,7 +101,7 @@ for (const [name, policy, wrongValueError] of [
       await rejectsWith(srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${tag}/put-none`, Body: 'x' })), 'AccessDenied', 403);
       await rejectsWith(
         srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${tag}/put-wrong`, Body: 'x', ServerSideEncryption: 'AES128' as ServerSideEncryption })),
-        ...wrongValueError,
+        wrongValueError[0], wrongValueError[1],
       );
       assert.equal(await exists(`${tag}/put-aes`), true);
       assert.equal(await exists(`${tag}/put-none`), false);
@@ -115,7 +115,7 @@ for (const [name, policy, wrongValueError] of [
       await rejectsWith(srv.s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: `${tag}/copy-none`, CopySource: `${BUCKET}/source` })), 'AccessDenied', 403);
       await rejectsWith(
         srv.s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: `${tag}/copy-wrong`, CopySource: `${BUCKET}/source`, ServerSideEncryption: 'AES128' as ServerSideEncryption })),
-        ...wrongValueError,
+        wrongValueError[0], wrongValueError[1],
       );
       assert.equal(await exists(`${tag}/copy-none`), false);
     });
@@ -125,7 +125,7 @@ for (const [name, policy, wrongValueError] of [
       const head = await srv.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${tag}/mp-aes` }));
       assert.equal(head.ContentLength, PART.length + 'the copy source'.length);
       await rejectsWith(multipart(`${tag}/mp-none`), 'AccessDenied', 403);
-      await rejectsWith(multipart(`${tag}/mp-wrong`, 'AES128'), ...wrongValueError);
+      await rejectsWith(multipart(`${tag}/mp-wrong`, 'AES128'), wrongValueError[0], wrongValueError[1]);
       assert.equal(await exists(`${tag}/mp-none`), false);
     });
 
