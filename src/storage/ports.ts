@@ -21,6 +21,11 @@ export interface BlobStore {
    * asked; callers detect truncation, e.g. the decryptor authenticates every segment); a range
    * starting at or past the end yields nothing or errors.
    */
+  /**
+   * A byte range read into memory in one call (small ranges only: the caller bounds the
+   * size). Yields fewer bytes when the blob is shorter; errors if it is missing.
+   */
+  readBytes(id: string, range: BlobRange): Promise<Buffer>;
   read(id: string, range?: BlobRange): Readable;
   /** Size in bytes, or undefined if absent. */
   size(id: string): Promise<number | undefined>;

@@ -150,7 +150,12 @@ export function blobStoreConformance(name: string, makeStore: () => Promise<Blob
         const got = await readAll(store, id, r);
         assert.equal(got.length, r.end - r.start, `length of ${JSON.stringify(r)}`);
         assert.ok(got.equals(data.subarray(r.start, r.end)), `bytes of ${JSON.stringify(r)}`);
+        const bytes = await store.readBytes(id, r);
+        assert.ok(bytes.equals(data.subarray(r.start, r.end)), `readBytes of ${JSON.stringify(r)}`);
       }
+      // readBytes: past the end yields what exists; a missing blob errors.
+      assert.ok((await store.readBytes(id, { start: data.length - 10, end: data.length + 100 })).equals(data.subarray(data.length - 10)));
+      await assert.rejects(store.readBytes(newBlobId(), { start: 0, end: 10 }));
     }));
 
     test('property: any in-bounds range reads the same bytes as a slice', withStore(async (store) => {

@@ -83,6 +83,22 @@ export class FsBlobStore implements BlobStore {
     return range ? createReadStream(path, { ...opts, start: range.start, end: range.end - 1 }) : createReadStream(path, opts);
   }
 
+  async readBytes(id: string, range: BlobRange): Promise<Buffer> {
+    const fh = await fsp.open(this.pathFor(id), 'r');
+    try {
+      const buf = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
+      let n = 0;
+      while (n < buf.length) {
+        const { bytesRead } = await fh.read(buf, n, buf.length - n, range.start + n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+      }
+      return n === buf.length ? buf : buf.subarray(0, n);
+    } finally {
+      await fh.close();
+    }
+  }
+
   async size(id: string): Promise<number | undefined> {
     try {
       return (await fsp.stat(this.pathFor(id))).size;
