@@ -5,6 +5,7 @@
 // DeleteObjects refusing per key, the owner never locked out of the policy API, and malformed
 // policies refused with MalformedPolicy while the previous policy stays in force.
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import {
   CopyObjectCommand,
@@ -23,6 +24,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { createLogger } from '../../src/shared/logger.ts';
 import { startTestServer, type TestServer } from '../helpers/coffer.ts';
 import { allowAll, clientAs, rejectsWith, testUser } from '../helpers/identities.ts';
 import { assertS3Error, rawRequest, send, xmlField } from '../helpers/raw-s3.ts';
@@ -35,6 +37,13 @@ const BUCKET = 'policy-access';
 
 let srv: TestServer;
 let port: number;
+const logLines: Record<string, unknown>[] = [];
+const sink = new Writable({
+  write(chunk: Buffer, _enc, cb) {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logLines.push(JSON.parse(line) as Record<string, unknown>);
+    cb();
+  },
+});
 const clients: S3Client[] = [];
 const as = (u: { accessKeyId: string; secretAccessKey: string }, https = false) => {
   const c = clientAs(u, https ? srv.httpsUrl : srv.httpUrl, https ? srv.caPath : undefined);
@@ -60,7 +69,7 @@ before(async () => {
     ],
     buckets: [{ name: BUCKET }],
   };
-  srv = await startTestServer({ config: { bootstrap: JSON.stringify(bootstrap), accountId: ACCOUNT } });
+  srv = await startTestServer({ config: { bootstrap: JSON.stringify(bootstrap), accountId: ACCOUNT }, log: createLogger('debug', sink) });
   port = srv.coffer.listeners.http!.port;
   for (const k of ['home/a.txt', 'home/sub/b.txt', 'private/c.txt', 'pub/d.txt']) {
     await srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: k, Body: `content of ${k}` }));
@@ -138,6 +147,28 @@ describe('identities', () => {
 });
 
 describe('bucket policies', () => {
+  test('every denial is logged with the statement that decided it', async () => {
+    await putPolicy({ Version: '2012-10-17', Statement: [{ Sid: 'NoPrivate', Effect: 'Deny', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${BUCKET}/private/*` }] });
+    try {
+      logLines.length = 0;
+      await rejectsWith(read(as(carol), 'private/c.txt'), 'AccessDenied', 403);
+      await rejectsWith(read(as(bob), 'pub/d.txt'), 'AccessDenied', 403);
+      await new Promise((r) => setTimeout(r, 50));
+      const denials = logLines.filter((l) => l.msg === 'access denied');
+      assert.deepEqual(
+        denials.map((l) => [l.level, l.op, l.principal, l.action, l.resource, l.reason]),
+        [
+          [30, 'GetObject', `arn:aws:iam::${ACCOUNT}:user/carol`, 's3:GetObject', `arn:aws:s3:::${BUCKET}/private/c.txt`, 'denied by statement NoPrivate (index 0) of the bucket policy'],
+          [30, 'GetObject', `arn:aws:iam::${ACCOUNT}:user/bob`, 's3:GetObject', `arn:aws:s3:::${BUCKET}/pub/d.txt`, `implicitly denied: no statement allows s3:GetObject on arn:aws:s3:::${BUCKET}/pub/d.txt by arn:aws:iam::${ACCOUNT}:user/bob`],
+        ],
+      );
+      assert.ok(denials.every((l) => typeof l.reqId === 'string'));
+      assert.ok(!JSON.stringify(logLines).includes(carol.secretAccessKey), 'no secret in the logs');
+    } finally {
+      await deletePolicy();
+    }
+  });
+
   test('Principal naming one user: that user is allowed, another is not', async () => {
     await putPolicy({
       Version: '2012-10-17',
