@@ -170,7 +170,7 @@ export interface NamedPolicy {
   document: string;
 }
 
-export interface MetadataStore {
+export interface MetadataStore extends KmsStore {
   close(): Promise<void>;
 
   // Identities: IAM-style users, their access keys and inline identity policies.
@@ -255,6 +255,86 @@ export interface MetadataStore {
    * swap, so a concurrent overwrite is never clobbered). Returns whether it changed.
    */
   rewrap(item: RewrapItem, sse: SseRecord): Promise<boolean>;
+}
+
+// ---- KMS (src/kms) ----
+
+export type KmsKeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
+
+/** A KMS key's metadata (its material is in KmsMaterialRecord, sealed). */
+export interface KmsKeyRecord {
+  /** UUID. */
+  keyId: string;
+  createdAt: number;
+  description: string;
+  keyManager: 'CUSTOMER' | 'AWS';
+  state: KmsKeyState;
+  /** ms since epoch; with state PendingDeletion. */
+  deletionDate?: number;
+  pendingWindowInDays?: number;
+  /** The material version new encryptions use (the newest). */
+  currentMaterial: number;
+  rotationEnabled: boolean;
+  rotationPeriodInDays?: number;
+  /** When automatic rotation next falls due (ms), while rotation is enabled. */
+  nextRotation?: number;
+}
+
+export interface KmsMaterialRecord {
+  keyId: string;
+  version: number;
+  /** base64 of the 32-byte material sealed under the root key. */
+  sealed: string;
+  createdAt: number;
+  /** How the version came to be: the key's creation, or a rotation. */
+  origin: 'CREATE' | 'AUTOMATIC' | 'ON_DEMAND';
+}
+
+export interface KmsAliasRecord {
+  /** alias/<name> */
+  name: string;
+  keyId: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface KmsTag {
+  key: string;
+  value: string;
+}
+
+/** The KMS tables of a metadata store: keys, material versions, aliases, key policies, tags. */
+export interface KmsStore {
+  /** Creates a key with its first material version and its key policy; false if the id exists. */
+  createKmsKey(k: KmsKeyRecord, material: KmsMaterialRecord, policy: string, tags: KmsTag[]): Promise<boolean>;
+  getKmsKey(keyId: string): Promise<KmsKeyRecord | undefined>;
+  /** By key id. */
+  listKmsKeys(): Promise<KmsKeyRecord[]>;
+  /** Replaces a key's metadata; false if absent. */
+  updateKmsKey(k: KmsKeyRecord): Promise<boolean>;
+  /**
+   * Adds a material version and makes it the key's current one (compare and swap: only if the
+   * key's current version is still `version - 1`). Returns whether it was added.
+   */
+  addKmsMaterial(m: KmsMaterialRecord, keyUpdate: KmsKeyRecord): Promise<boolean>;
+  getKmsMaterial(keyId: string, version: number): Promise<KmsMaterialRecord | undefined>;
+  /** By version. */
+  listKmsMaterials(keyId: string): Promise<KmsMaterialRecord[]>;
+  /** false if the alias name exists. */
+  createKmsAlias(a: KmsAliasRecord): Promise<boolean>;
+  /** Points an existing alias at another key; false if absent. */
+  updateKmsAlias(name: string, keyId: string, at: number): Promise<boolean>;
+  deleteKmsAlias(name: string): Promise<boolean>;
+  getKmsAlias(name: string): Promise<KmsAliasRecord | undefined>;
+  /** By name. */
+  listKmsAliases(): Promise<KmsAliasRecord[]>;
+  getKmsKeyPolicy(keyId: string): Promise<string | undefined>;
+  putKmsKeyPolicy(keyId: string, policy: string): Promise<void>;
+  /** By tag key. */
+  listKmsTags(keyId: string): Promise<KmsTag[]>;
+  /** Adds or replaces tags. */
+  putKmsTags(keyId: string, tags: KmsTag[]): Promise<void>;
+  deleteKmsTags(keyId: string, tagKeys: string[]): Promise<void>;
 }
 
 export interface RewrapItem {

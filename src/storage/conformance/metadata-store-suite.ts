@@ -16,6 +16,8 @@ import fc from 'fast-check';
 import {
   UploadGoneError,
   type BucketRecord,
+  type KmsKeyRecord,
+  type KmsMaterialRecord,
   type MetadataStore,
   type ObjectRecord,
   type PartRecord,
@@ -959,6 +961,87 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(await store.deleteBucket('other'), 'deleted');
         await store.createBucket(bucketRecord('other'));
         assert.equal(await store.getBucketPolicy('other'), undefined);
+      }));
+    });
+
+    // ---------------- KMS ----------------
+    describe('kms', () => {
+      const key = (keyId: string, over: Partial<KmsKeyRecord> = {}): KmsKeyRecord => ({
+        keyId,
+        createdAt: T0,
+        description: 'd',
+        keyManager: 'CUSTOMER',
+        state: 'Enabled',
+        currentMaterial: 1,
+        rotationEnabled: false,
+        ...over,
+      });
+      const material = (keyId: string, version: number): KmsMaterialRecord => ({
+        keyId,
+        version,
+        sealed: randomBytes(61).toString('base64'),
+        createdAt: T0 + version,
+        origin: version === 1 ? 'CREATE' : 'ON_DEMAND',
+      });
+
+      test('keys: create with material, policy and tags; duplicate id refused; update; list by id', withStore(async (store) => {
+        const k = key('k2', { description: 'second' });
+        const m = material('k2', 1);
+        assert.equal(await store.createKmsKey(k, m, '{"p":1}', [{ key: 'b', value: '2' }, { key: 'a', value: '1' }]), true);
+        assert.equal(await store.createKmsKey(k, material('k2', 1), '{}', []), false);
+        assert.equal(await store.createKmsKey(key('k1'), material('k1', 1), '{}', []), true);
+        assert.deepEqual(await store.getKmsKey('k2'), k);
+        assert.equal(await store.getKmsKey('nope'), undefined);
+        assert.deepEqual((await store.listKmsKeys()).map((x) => x.keyId), ['k1', 'k2']);
+        assert.deepEqual(await store.getKmsMaterial('k2', 1), m);
+        assert.equal(await store.getKmsKeyPolicy('k2'), '{"p":1}');
+        assert.deepEqual(await store.listKmsTags('k2'), [{ key: 'a', value: '1' }, { key: 'b', value: '2' }]);
+        const upd = key('k2', { state: 'PendingDeletion', deletionDate: T0 + 5, pendingWindowInDays: 7 });
+        assert.equal(await store.updateKmsKey(upd), true);
+        assert.deepEqual(await store.getKmsKey('k2'), upd);
+        assert.equal(await store.updateKmsKey(key('nope')), false);
+      }));
+
+      test('material versions: added only on top of the current one, which they become', withStore(async (store) => {
+        await store.createKmsKey(key('k'), material('k', 1), '{}', []);
+        const m2 = material('k', 2);
+        assert.equal(await store.addKmsMaterial(m2, key('k', { rotationEnabled: true })), true);
+        assert.equal(await store.addKmsMaterial(material('k', 2), key('k')), false, 'same version twice');
+        assert.equal(await store.addKmsMaterial(material('k', 4), key('k')), false, 'a gap');
+        assert.equal(await store.addKmsMaterial(material('nope', 2), key('nope')), false, 'absent key');
+        const k = await store.getKmsKey('k');
+        assert.equal(k!.currentMaterial, 2);
+        assert.equal(k!.rotationEnabled, true);
+        assert.deepEqual((await store.listKmsMaterials('k')).map((m) => m.version), [1, 2]);
+        assert.deepEqual(await store.getKmsMaterial('k', 2), m2);
+        assert.equal(await store.getKmsMaterial('k', 3), undefined);
+        const racing = await Promise.all([3, 3, 3].map(() => store.addKmsMaterial(material('k', 3), key('k'))));
+        assert.equal(racing.filter(Boolean).length, 1, 'one of concurrent rotations wins');
+      }));
+
+      test('aliases: create once, update, delete, list by name', withStore(async (store) => {
+        assert.equal(await store.createKmsAlias({ name: 'alias/b', keyId: 'k1', createdAt: 1, updatedAt: 1 }), true);
+        assert.equal(await store.createKmsAlias({ name: 'alias/b', keyId: 'k2', createdAt: 2, updatedAt: 2 }), false);
+        assert.equal(await store.createKmsAlias({ name: 'alias/a', keyId: 'k2', createdAt: 3, updatedAt: 3 }), true);
+        assert.deepEqual((await store.listKmsAliases()).map((a) => a.name), ['alias/a', 'alias/b']);
+        assert.equal(await store.updateKmsAlias('alias/b', 'k3', 9), true);
+        assert.deepEqual(await store.getKmsAlias('alias/b'), { name: 'alias/b', keyId: 'k3', createdAt: 1, updatedAt: 9 });
+        assert.equal(await store.updateKmsAlias('alias/none', 'k3', 9), false);
+        assert.equal(await store.deleteKmsAlias('alias/b'), true);
+        assert.equal(await store.deleteKmsAlias('alias/b'), false);
+        assert.equal(await store.getKmsAlias('alias/b'), undefined);
+      }));
+
+      test('key policies and tags: replace, add, delete', withStore(async (store) => {
+        await store.createKmsKey(key('k'), material('k', 1), '{"v":1}', []);
+        await store.putKmsKeyPolicy('k', '{"v":2}');
+        assert.equal(await store.getKmsKeyPolicy('k'), '{"v":2}');
+        assert.equal(await store.getKmsKeyPolicy('nope'), undefined);
+        await store.putKmsTags('k', [{ key: 'x', value: '1' }, { key: 'y', value: '2' }]);
+        await store.putKmsTags('k', [{ key: 'x', value: '3' }]);
+        assert.deepEqual(await store.listKmsTags('k'), [{ key: 'x', value: '3' }, { key: 'y', value: '2' }]);
+        await store.deleteKmsTags('k', ['y', 'absent']);
+        assert.deepEqual(await store.listKmsTags('k'), [{ key: 'x', value: '3' }]);
       }));
     });
   });

@@ -8,6 +8,10 @@ import type {
   BucketRecord,
   NamedPolicy,
   UserRecord,
+  KmsAliasRecord,
+  KmsKeyRecord,
+  KmsMaterialRecord,
+  KmsTag,
   ListObjectsQuery,
   MasterKeyRecord,
   MetadataStore,
@@ -58,6 +62,64 @@ CREATE TABLE IF NOT EXISTS bucket_policies (bucket TEXT PRIMARY KEY, document TE
 CREATE TABLE IF NOT EXISTS master_keys (
   version INTEGER PRIMARY KEY, sealed TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);
 `;
+
+/** The KMS tables (src/kms): key metadata as JSON, sealed material versions, aliases, key policies, tags. */
+const KMS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS kms_keys (key_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kms_materials (
+  key_id TEXT NOT NULL, version INTEGER NOT NULL, sealed TEXT NOT NULL, created_at INTEGER NOT NULL,
+  origin TEXT NOT NULL, PRIMARY KEY (key_id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kms_aliases (
+  name TEXT PRIMARY KEY, key_id TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kms_key_policies (key_id TEXT PRIMARY KEY, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kms_tags (
+  key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY (key_id, tag_key)) WITHOUT ROWID;
+`;
+
+interface KmsMaterialRow {
+  key_id: string;
+  version: number;
+  sealed: string;
+  created_at: number;
+  origin: KmsMaterialRecord['origin'];
+}
+
+function toKmsMaterial(r: KmsMaterialRow): KmsMaterialRecord {
+  return { keyId: r.key_id, version: r.version, sealed: r.sealed, createdAt: r.created_at, origin: r.origin };
+}
+
+interface KmsAliasRow {
+  name: string;
+  key_id: string;
+  created_at: number;
+  updated_at: number;
+}
+
+function toKmsAlias(r: KmsAliasRow): KmsAliasRecord {
+  return { name: r.name, keyId: r.key_id, createdAt: r.created_at, updatedAt: r.updated_at };
+}
+
+function kmsStatements(db: Database.Database) {
+  return {
+    insertKey: db.prepare('INSERT OR IGNORE INTO kms_keys (key_id, record) VALUES (?, ?)'),
+    getKey: db.prepare<[string], { record: string }>('SELECT record FROM kms_keys WHERE key_id = ?'),
+    listKeys: db.prepare<[], { record: string }>('SELECT record FROM kms_keys ORDER BY key_id'),
+    updateKey: db.prepare('UPDATE kms_keys SET record = ? WHERE key_id = ?'),
+    insertMaterial: db.prepare('INSERT OR IGNORE INTO kms_materials (key_id, version, sealed, created_at, origin) VALUES (?, ?, ?, ?, ?)'),
+    getMaterial: db.prepare<[string, number], KmsMaterialRow>('SELECT * FROM kms_materials WHERE key_id = ? AND version = ?'),
+    listMaterials: db.prepare<[string], KmsMaterialRow>('SELECT * FROM kms_materials WHERE key_id = ? ORDER BY version'),
+    insertAlias: db.prepare('INSERT OR IGNORE INTO kms_aliases (name, key_id, created_at, updated_at) VALUES (?, ?, ?, ?)'),
+    updateAlias: db.prepare('UPDATE kms_aliases SET key_id = ?, updated_at = ? WHERE name = ?'),
+    deleteAlias: db.prepare('DELETE FROM kms_aliases WHERE name = ?'),
+    getAlias: db.prepare<[string], KmsAliasRow>('SELECT * FROM kms_aliases WHERE name = ?'),
+    listAliases: db.prepare<[], KmsAliasRow>('SELECT * FROM kms_aliases ORDER BY name'),
+    getPolicy: db.prepare<[string], { document: string }>('SELECT document FROM kms_key_policies WHERE key_id = ?'),
+    putPolicy: db.prepare('INSERT OR REPLACE INTO kms_key_policies (key_id, document) VALUES (?, ?)'),
+    listTags: db.prepare<[string], { tag_key: string; tag_value: string }>('SELECT tag_key, tag_value FROM kms_tags WHERE key_id = ? ORDER BY tag_key'),
+    putTag: db.prepare('INSERT OR REPLACE INTO kms_tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)'),
+    deleteTag: db.prepare('DELETE FROM kms_tags WHERE key_id = ? AND tag_key = ?'),
+  };
+}
 
 /** Every objects column but inline_data (listings never need object data). */
 const LIST_COLUMNS =
@@ -166,6 +228,7 @@ function toPart(r: PartRow): PartRecord {
 export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly kms;
   private readonly walPath: string;
   private walFd: Promise<number> | undefined;
 
@@ -179,6 +242,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.walPath = `${path}-wal`;
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.db.exec(KMS_SCHEMA);
     // Databases created before uploads recorded the requested SSE header.
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_sse')) {
       this.db.exec('ALTER TABLE uploads ADD COLUMN requested_sse TEXT');
@@ -188,6 +252,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.db.exec('ALTER TABLE objects ADD COLUMN inline_data BLOB');
     }
     const db = this.db;
+    this.kms = kmsStatements(db);
     this.stmts = {
       getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE name = ?'),
       initSetting: db.prepare('INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)'),
@@ -645,6 +710,95 @@ export class SqliteMetadataStore implements MetadataStore {
           ? this.stmts.rewrapObject.run(json, sse.masterKeyVersion, item.bucket, item.key, item.versionId, from)
           : this.stmts.rewrapUpload.run(json, sse.masterKeyVersion, item.uploadId, from);
       return r.changes === 1;
+    });
+  }
+
+  // ---- KMS ----
+
+  async createKmsKey(k: KmsKeyRecord, material: KmsMaterialRecord, policy: string, tags: KmsTag[]): Promise<boolean> {
+    return this.commit(() => {
+      if (this.kms.insertKey.run(k.keyId, JSON.stringify(k)).changes !== 1) return false;
+      this.kms.insertMaterial.run(material.keyId, material.version, material.sealed, material.createdAt, material.origin);
+      this.kms.putPolicy.run(k.keyId, policy);
+      for (const t of tags) this.kms.putTag.run(k.keyId, t.key, t.value);
+      return true;
+    });
+  }
+
+  async getKmsKey(keyId: string): Promise<KmsKeyRecord | undefined> {
+    const r = this.kms.getKey.get(keyId);
+    return r ? (JSON.parse(r.record) as KmsKeyRecord) : undefined;
+  }
+
+  async listKmsKeys(): Promise<KmsKeyRecord[]> {
+    return this.kms.listKeys.all().map((r) => JSON.parse(r.record) as KmsKeyRecord);
+  }
+
+  async updateKmsKey(k: KmsKeyRecord): Promise<boolean> {
+    return this.commit(() => this.kms.updateKey.run(JSON.stringify(k), k.keyId).changes === 1);
+  }
+
+  async addKmsMaterial(m: KmsMaterialRecord, keyUpdate: KmsKeyRecord): Promise<boolean> {
+    return this.commit(() => {
+      const cur = this.kms.getKey.get(m.keyId);
+      if (!cur || (JSON.parse(cur.record) as KmsKeyRecord).currentMaterial !== m.version - 1) return false;
+      if (this.kms.insertMaterial.run(m.keyId, m.version, m.sealed, m.createdAt, m.origin).changes !== 1) return false;
+      this.kms.updateKey.run(JSON.stringify({ ...keyUpdate, currentMaterial: m.version }), m.keyId);
+      return true;
+    });
+  }
+
+  async getKmsMaterial(keyId: string, version: number): Promise<KmsMaterialRecord | undefined> {
+    const r = this.kms.getMaterial.get(keyId, version);
+    return r ? toKmsMaterial(r) : undefined;
+  }
+
+  async listKmsMaterials(keyId: string): Promise<KmsMaterialRecord[]> {
+    return this.kms.listMaterials.all(keyId).map(toKmsMaterial);
+  }
+
+  async createKmsAlias(a: KmsAliasRecord): Promise<boolean> {
+    return this.commit(() => this.kms.insertAlias.run(a.name, a.keyId, a.createdAt, a.updatedAt).changes === 1);
+  }
+
+  async updateKmsAlias(name: string, keyId: string, at: number): Promise<boolean> {
+    return this.commit(() => this.kms.updateAlias.run(keyId, at, name).changes === 1);
+  }
+
+  async deleteKmsAlias(name: string): Promise<boolean> {
+    return this.commit(() => this.kms.deleteAlias.run(name).changes === 1);
+  }
+
+  async getKmsAlias(name: string): Promise<KmsAliasRecord | undefined> {
+    const r = this.kms.getAlias.get(name);
+    return r ? toKmsAlias(r) : undefined;
+  }
+
+  async listKmsAliases(): Promise<KmsAliasRecord[]> {
+    return this.kms.listAliases.all().map(toKmsAlias);
+  }
+
+  async getKmsKeyPolicy(keyId: string): Promise<string | undefined> {
+    return this.kms.getPolicy.get(keyId)?.document;
+  }
+
+  async putKmsKeyPolicy(keyId: string, policy: string): Promise<void> {
+    await this.commit(() => this.kms.putPolicy.run(keyId, policy));
+  }
+
+  async listKmsTags(keyId: string): Promise<KmsTag[]> {
+    return this.kms.listTags.all(keyId).map((r) => ({ key: r.tag_key, value: r.tag_value }));
+  }
+
+  async putKmsTags(keyId: string, tags: KmsTag[]): Promise<void> {
+    await this.commit(() => {
+      for (const t of tags) this.kms.putTag.run(keyId, t.key, t.value);
+    });
+  }
+
+  async deleteKmsTags(keyId: string, tagKeys: string[]): Promise<void> {
+    await this.commit(() => {
+      for (const k of tagKeys) this.kms.deleteTag.run(keyId, k);
     });
   }
 }
