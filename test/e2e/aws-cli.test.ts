@@ -2,15 +2,13 @@
 // generated CA through --ca-bundle): aws s3 mb / cp / ls / sync / rm and aws s3api calls.
 // Runs with every CLI found: Debian's awscli (v2, installed by .ci/run) and a pip one (v1).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { ACCESS_KEY, SECRET_KEY, startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
+import { awsCli } from '../helpers/aws-cli.ts';
+import { startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 
-const run = promisify(execFile);
 
 function findClis(): { name: string; path: string }[] {
   const out: { name: string; path: string }[] = [];
@@ -43,29 +41,13 @@ for (const cli of CLIS) {
   for (const transport of ['http', 'https'] as const) {
     describe(`${cli.name} over ${transport}`, () => {
       const bucket = `cli-${transport}-${cli.path.includes('pyenv') ? 'v1' : 'v2'}`;
-      const aws = async (...args: string[]) => {
-        const endpoint = transport === 'http' ? srv.httpUrl : srv.httpsUrl;
-        const extra = transport === 'https' ? ['--ca-bundle', srv.caPath] : [];
-        try {
-          const r = await run(cli.path, [...args, '--endpoint-url', endpoint, ...extra], {
-            env: {
-              PATH: process.env.PATH,
-              HOME: work,
-              AWS_ACCESS_KEY_ID: ACCESS_KEY,
-              AWS_SECRET_ACCESS_KEY: SECRET_KEY,
-              AWS_DEFAULT_REGION: 'us-east-1',
-              AWS_CONFIG_FILE: join(work, 'none'),
-              AWS_SHARED_CREDENTIALS_FILE: join(work, 'none'),
-              AWS_PAGER: '',
-            },
-            maxBuffer: 64 * 1024 * 1024,
-          });
-          return r.stdout;
-        } catch (e) {
-          const err = e as { stderr?: string; stdout?: string; message: string };
-          throw new Error(`aws ${args.join(' ')} failed: ${err.stderr ?? err.message}`);
-        }
-      };
+      const aws = (...args: string[]) =>
+        awsCli({
+          cli: cli.path,
+          endpoint: transport === 'http' ? srv.httpUrl : srv.httpsUrl,
+          ...(transport === 'https' ? { caPath: srv.caPath } : {}),
+          home: work,
+        })(...args);
 
       test('s3 mb, cp up and down (single and multipart), ls', async () => {
         await aws('s3', 'mb', `s3://${bucket}`);

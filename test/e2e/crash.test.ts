@@ -2,12 +2,13 @@
 // (or none) and readable after restart, and the start-up sweep leaves no orphan blob.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { clientFor, startChildServer, tempDir } from '../helpers/coffer.ts';
+import { blobFiles } from '../helpers/raw-s3.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite-meta/sqlite-metadata-store.ts';
 
 const MiB = 1024 * 1024;
@@ -16,19 +17,6 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function blobFiles(dataDir: string): string[] {
-  const root = join(dataDir, 'blobs');
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(n);
-    }
-  };
-  walk(root);
-  return out;
-}
 
 /** A body that produces `total` bytes slowly and calls `onBytes` as it goes. */
 function slowBody(total: number, onBytes: (sent: number) => void): Readable {

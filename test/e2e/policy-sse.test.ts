@@ -5,11 +5,9 @@
 // refused: for PutObject, CopyObject and multipart uploads, through @aws-sdk/client-s3 (and
 // lib-storage's managed upload) and the AWS CLI v2 (aws s3 cp of a 20 MiB file, aws s3api).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import {
   CompleteMultipartUploadCommand,
@@ -26,10 +24,10 @@ import {
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ACCESS_KEY, SECRET_KEY, startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
+import { awsCli } from '../helpers/aws-cli.ts';
+import { startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 import { rejectsWith } from '../helpers/identities.ts';
 
-const run = promisify(execFile);
 const BUCKET = 'sse-required';
 
 const deny = (sid: string, condition: Record<string, unknown>) => ({
@@ -178,28 +176,13 @@ describe('AWS CLI v2, the AWS example policy', { skip: existsSync(CLI) ? false :
   after(() => clearPolicy());
 
   for (const transport of ['http', 'https'] as const) {
-    const aws = async (...args: string[]): Promise<string> => {
-      const endpoint = transport === 'http' ? srv.httpUrl : srv.httpsUrl;
-      try {
-        const r = await run(CLI, [...args, '--endpoint-url', endpoint, ...(transport === 'https' ? ['--ca-bundle', srv.caPath] : [])], {
-          env: {
-            PATH: process.env.PATH,
-            HOME: work,
-            AWS_ACCESS_KEY_ID: ACCESS_KEY,
-            AWS_SECRET_ACCESS_KEY: SECRET_KEY,
-            AWS_DEFAULT_REGION: 'us-east-1',
-            AWS_CONFIG_FILE: join(work, 'none'),
-            AWS_SHARED_CREDENTIALS_FILE: join(work, 'none'),
-            AWS_PAGER: '',
-          },
-          maxBuffer: 16 * 1024 * 1024,
-        });
-        return r.stdout;
-      } catch (e) {
-        const err = e as { stderr?: string; message: string };
-        throw new Error(`aws ${args.slice(0, 2).join(' ')} failed: ${err.stderr ?? err.message}`);
-      }
-    };
+    const aws = (...args: string[]) =>
+      awsCli({
+        cli: CLI,
+        endpoint: transport === 'http' ? srv.httpUrl : srv.httpsUrl,
+        ...(transport === 'https' ? { caPath: srv.caPath } : {}),
+        home: work,
+      })(...args);
 
     test(`over ${transport}: aws s3 cp of 20 MiB with --sse AES256 succeeds, without it AccessDenied`, async () => {
       await aws('s3', 'cp', big, `s3://${BUCKET}/cli-${transport}/big-sse`, '--sse', 'AES256');

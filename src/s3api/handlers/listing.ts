@@ -106,15 +106,25 @@ function encodingType(ctx: S3Context): string | null {
   return e;
 }
 
-export async function listObjectsV2(ctx: S3Context, objects: ObjectService, meta: MetadataStore, owner: Owner): Promise<void> {
+/** The parameters both listing versions share, validated, with the bucket checked. */
+async function listingRequest(ctx: S3Context, objects: ObjectService) {
   const bucket = ctx.op.bucket!;
   await objects.requireBucket(bucket);
   const q = ctx.query;
   const et = encodingType(ctx);
-  const enc = (s: string) => encodeName(s, et);
-  const prefix = q.get('prefix') ?? '';
-  const delimiter = q.get('delimiter') ?? '';
-  const max = parseMaxKeys(q.get('max-keys'), 'max-keys');
+  return {
+    bucket,
+    q,
+    et,
+    enc: (s: string) => encodeName(s, et),
+    prefix: q.get('prefix') ?? '',
+    delimiter: q.get('delimiter') ?? '',
+    max: parseMaxKeys(q.get('max-keys'), 'max-keys'),
+  };
+}
+
+export async function listObjectsV2(ctx: S3Context, objects: ObjectService, meta: MetadataStore, owner: Owner): Promise<void> {
+  const { bucket, q, et, enc, prefix, delimiter, max } = await listingRequest(ctx, objects);
   const token = q.get('continuation-token');
   const startAfter = q.get('start-after') ?? '';
   let after = startAfter;
@@ -145,14 +155,7 @@ export async function listObjectsV2(ctx: S3Context, objects: ObjectService, meta
 }
 
 export async function listObjectsV1(ctx: S3Context, objects: ObjectService, meta: MetadataStore, owner: Owner): Promise<void> {
-  const bucket = ctx.op.bucket!;
-  await objects.requireBucket(bucket);
-  const q = ctx.query;
-  const et = encodingType(ctx);
-  const enc = (s: string) => encodeName(s, et);
-  const prefix = q.get('prefix') ?? '';
-  const delimiter = q.get('delimiter') ?? '';
-  const max = parseMaxKeys(q.get('max-keys'), 'max-keys');
+  const { bucket, q, et, enc, prefix, delimiter, max } = await listingRequest(ctx, objects);
   const marker = q.get('marker') ?? '';
   const r = await list(meta, bucket, prefix, delimiter, marker, max);
   const nodes: XmlNode[] = [
