@@ -312,6 +312,8 @@ export interface KmsStore {
   listKmsKeys(): Promise<KmsKeyRecord[]>;
   /** Replaces a key's metadata; false if absent. */
   updateKmsKey(k: KmsKeyRecord): Promise<boolean>;
+  /** Deletes a key for good: its metadata, every material version, its aliases, policy and tags. */
+  deleteKmsKey(keyId: string): Promise<boolean>;
   /**
    * Adds a material version and makes it the key's current one (compare and swap: only if the
    * key's current version is still `version - 1`). Returns whether it was added.

@@ -1043,6 +1043,22 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         await store.deleteKmsTags('k', ['y', 'absent']);
         assert.deepEqual(await store.listKmsTags('k'), [{ key: 'x', value: '3' }]);
       }));
+
+      test('deleteKmsKey removes the key with its material, aliases, policy and tags; others stay', withStore(async (store) => {
+        await store.createKmsKey(key('k'), material('k', 1), '{}', [{ key: 't', value: 'v' }]);
+        await store.createKmsKey(key('j'), material('j', 1), '{}', []);
+        await store.addKmsMaterial(material('k', 2), key('k'));
+        await store.createKmsAlias({ name: 'alias/k', keyId: 'k', createdAt: 1, updatedAt: 1 });
+        await store.createKmsAlias({ name: 'alias/j', keyId: 'j', createdAt: 1, updatedAt: 1 });
+        assert.equal(await store.deleteKmsKey('k'), true);
+        assert.equal(await store.deleteKmsKey('k'), false);
+        assert.equal(await store.getKmsKey('k'), undefined);
+        assert.deepEqual(await store.listKmsMaterials('k'), []);
+        assert.equal(await store.getKmsKeyPolicy('k'), undefined);
+        assert.deepEqual(await store.listKmsTags('k'), []);
+        assert.deepEqual((await store.listKmsAliases()).map((a) => a.name), ['alias/j']);
+        assert.ok(await store.getKmsKey('j'));
+      }));
     });
   });
 }

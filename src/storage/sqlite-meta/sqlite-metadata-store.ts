@@ -105,6 +105,11 @@ function kmsStatements(db: Database.Database) {
     getKey: db.prepare<[string], { record: string }>('SELECT record FROM kms_keys WHERE key_id = ?'),
     listKeys: db.prepare<[], { record: string }>('SELECT record FROM kms_keys ORDER BY key_id'),
     updateKey: db.prepare('UPDATE kms_keys SET record = ? WHERE key_id = ?'),
+    deleteKey: db.prepare('DELETE FROM kms_keys WHERE key_id = ?'),
+    deleteKeyMaterials: db.prepare('DELETE FROM kms_materials WHERE key_id = ?'),
+    deleteKeyAliases: db.prepare('DELETE FROM kms_aliases WHERE key_id = ?'),
+    deleteKeyPolicy: db.prepare('DELETE FROM kms_key_policies WHERE key_id = ?'),
+    deleteKeyTags: db.prepare('DELETE FROM kms_tags WHERE key_id = ?'),
     insertMaterial: db.prepare('INSERT OR IGNORE INTO kms_materials (key_id, version, sealed, created_at, origin) VALUES (?, ?, ?, ?, ?)'),
     getMaterial: db.prepare<[string, number], KmsMaterialRow>('SELECT * FROM kms_materials WHERE key_id = ? AND version = ?'),
     listMaterials: db.prepare<[string], KmsMaterialRow>('SELECT * FROM kms_materials WHERE key_id = ? ORDER BY version'),
@@ -736,6 +741,17 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async updateKmsKey(k: KmsKeyRecord): Promise<boolean> {
     return this.commit(() => this.kms.updateKey.run(JSON.stringify(k), k.keyId).changes === 1);
+  }
+
+  async deleteKmsKey(keyId: string): Promise<boolean> {
+    return this.commit(() => {
+      if (this.kms.deleteKey.run(keyId).changes !== 1) return false;
+      this.kms.deleteKeyMaterials.run(keyId);
+      this.kms.deleteKeyAliases.run(keyId);
+      this.kms.deleteKeyPolicy.run(keyId);
+      this.kms.deleteKeyTags.run(keyId);
+      return true;
+    });
   }
 
   async addKmsMaterial(m: KmsMaterialRecord, keyUpdate: KmsKeyRecord): Promise<boolean> {

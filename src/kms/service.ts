@@ -1,0 +1,758 @@
+// KmsService: the built-in KMS. Symmetric keys (SYMMETRIC_DEFAULT, AES-256-GCM) with UUID ids
+// and ARNs arn:aws:kms:<region>:<account>:key/<uuid>; key material versions sealed under the
+// root key; key states, aliases, rotation, key policies and tags; the cryptographic
+// operations with the encryption context bound as AAD. Every call is authorized here, with the
+// key policy and the caller's identity policies (kms/authorize.ts), so S3 (later) calls the
+// same methods with the requesting principal. Stored through the KmsStore port. docs/kms.md.
+import { randomUUID } from 'node:crypto';
+import { labelAad, seal, unseal } from '../crypto/envelope.ts';
+import { SecretKey, systemRng, type Rng } from '../crypto/keys.ts';
+import { isPolicyError, parsePolicy, type ContextValue, type Policy } from '../policy/index.ts';
+import type { Principal } from '../service/identities.ts';
+import type { KmsAliasRecord, KmsKeyRecord, KmsMaterialRecord, KmsStore, KmsTag } from '../storage/ports.ts';
+import { authorizeKms, accessDeniedMessage, type KmsDecisionInput } from './authorize.ts';
+import { decryptBlob, encryptBlob, isKeyUuid, parseBlobHeader, type EncryptionContext } from './blob.ts';
+import { KmsError } from './errors.ts';
+
+export const MATERIAL_LABEL = 'coffer/kms-material/v1';
+export const MAX_PLAINTEXT = 4096;
+export const MAX_CIPHERTEXT = 6144;
+export const MAX_ON_DEMAND_ROTATIONS = 10;
+export const MANAGED_S3_ALIAS = 'alias/aws/s3';
+const DAY_MS = 86_400_000;
+const ALIAS_NAME = /^alias\/[a-zA-Z0-9/_-]{1,250}$/;
+
+/** AAD of a sealed material version: labelAad("coffer/kms-material/v1", keyId, version). */
+export function materialAad(keyId: string, version: number): Buffer {
+  return labelAad(MATERIAL_LABEL, keyId, String(version));
+}
+
+/** Who calls, and the request's condition keys (aws:SourceIp, aws:SecureTransport, ...). */
+export interface KmsCaller {
+  principal: Principal;
+  /** kms:ViaService, when another service (S3) calls on the principal's behalf. */
+  viaService?: string;
+  conditionKeys?: Record<string, ContextValue>;
+}
+
+export interface KeyMetadata {
+  AWSAccountId: string;
+  KeyId: string;
+  Arn: string;
+  /** epoch seconds */
+  CreationDate: number;
+  Enabled: boolean;
+  Description: string;
+  KeyUsage: 'ENCRYPT_DECRYPT';
+  KeyState: KmsKeyRecord['state'];
+  DeletionDate?: number;
+  PendingDeletionWindowInDays?: number;
+  Origin: 'AWS_KMS';
+  KeyManager: 'CUSTOMER' | 'AWS';
+  CustomerMasterKeySpec: 'SYMMETRIC_DEFAULT';
+  KeySpec: 'SYMMETRIC_DEFAULT';
+  EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'];
+  MultiRegion: false;
+}
+
+export interface CreateKeyInput {
+  description?: string;
+  policy?: string;
+  tags?: KmsTag[];
+  bypassPolicyLockoutSafetyCheck?: boolean;
+  keyUsage?: string;
+  keySpec?: string;
+  origin?: string;
+  multiRegion?: boolean;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextMarker?: string;
+}
+
+export interface KmsDeps {
+  store: KmsStore;
+  root: SecretKey;
+  accountId: string;
+  region: string;
+  /** The caller's identity policies (IAM users' inline policies). */
+  identityPolicies: (principal: Principal) => Promise<readonly Policy[]>;
+  now?: () => number;
+  rng?: Rng;
+}
+
+export function defaultKeyPolicy(accountId: string): string {
+  return JSON.stringify(
+    {
+      Version: '2012-10-17',
+      Id: 'key-default-1',
+      Statement: [
+        {
+          Sid: 'Enable IAM User Permissions',
+          Effect: 'Allow',
+          Principal: { AWS: `arn:aws:iam::${accountId}:root` },
+          Action: 'kms:*',
+          Resource: '*',
+        },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+/** The key policy of the AWS-managed alias/aws/s3 key, as AWS writes it. */
+export function managedS3KeyPolicy(accountId: string, region: string): string {
+  return JSON.stringify(
+    {
+      Version: '2012-10-17',
+      Id: 'auto-s3-2',
+      Statement: [
+        {
+          Sid: 'Allow access through S3 for all principals in the account that are authorized to use S3',
+          Effect: 'Allow',
+          Principal: { AWS: '*' },
+          Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'],
+          Resource: '*',
+          Condition: { StringEquals: { 'kms:ViaService': `s3.${region}.amazonaws.com`, 'kms:CallerAccount': accountId } },
+        },
+        {
+          Sid: 'Allow direct access to key metadata to the account',
+          Effect: 'Allow',
+          Principal: { AWS: `arn:aws:iam::${accountId}:root` },
+          Action: ['kms:Describe*', 'kms:Get*', 'kms:List*'],
+          Resource: '*',
+        },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+function parseKeyPolicy(text: string): Policy {
+  try {
+    return parsePolicy(text, { kind: 'key' });
+  } catch (e) {
+    if (isPolicyError(e)) throw new KmsError('MalformedPolicyDocumentException', e.message);
+    throw e;
+  }
+}
+
+function validateContext(ctx: unknown, field = 'EncryptionContext'): EncryptionContext | undefined {
+  if (ctx === undefined || ctx === null) return undefined;
+  if (typeof ctx !== 'object' || Array.isArray(ctx)) throw new KmsError('ValidationException', `${field} must be a map of strings to strings`);
+  for (const [k, v] of Object.entries(ctx)) {
+    if (typeof v !== 'string' || k === '') throw new KmsError('ValidationException', `${field} must be a map of non-empty strings to strings`);
+  }
+  return ctx as EncryptionContext;
+}
+
+function validateTags(tags: KmsTag[]): void {
+  if (tags.length > 50) throw new KmsError('TagException', 'A key can have at most 50 tags');
+  for (const t of tags) {
+    if (typeof t.key !== 'string' || t.key.length < 1 || t.key.length > 128) throw new KmsError('TagException', 'TagKey must be 1 to 128 characters');
+    if (typeof t.value !== 'string' || t.value.length > 256) throw new KmsError('TagException', 'TagValue must be at most 256 characters');
+    if (t.key.toLowerCase().startsWith('aws:')) throw new KmsError('TagException', 'Tags beginning with aws: are reserved');
+  }
+}
+
+const seconds = (ms: number) => ms / 1000;
+
+export class KmsService {
+  private readonly store: KmsStore;
+  private readonly now: () => number;
+  private readonly rng: Rng;
+  private managedCreating: Promise<KmsKeyRecord> | undefined;
+
+  constructor(private readonly deps: KmsDeps) {
+    this.store = deps.store;
+    this.now = deps.now ?? Date.now;
+    this.rng = deps.rng ?? systemRng;
+  }
+
+  keyArn(keyId: string): string {
+    return `arn:aws:kms:${this.deps.region}:${this.deps.accountId}:key/${keyId}`;
+  }
+
+  aliasArn(name: string): string {
+    return `arn:aws:kms:${this.deps.region}:${this.deps.accountId}:${name}`;
+  }
+
+  // ---- key lookup ----
+
+  /** A key by id, applying what time has made due: deletion at the end of its window, automatic rotation. */
+  private async load(keyId: string): Promise<KmsKeyRecord | undefined> {
+    const k = await this.store.getKmsKey(keyId);
+    if (!k) return undefined;
+    const now = this.now();
+    if (k.state === 'PendingDeletion' && k.deletionDate !== undefined && k.deletionDate <= now) {
+      // The window has ended: the material is destroyed, and with it everything encrypted under the key.
+      await this.store.deleteKmsKey(keyId);
+      return undefined;
+    }
+    if (k.rotationEnabled && k.state === 'Enabled' && k.nextRotation !== undefined && k.nextRotation <= now) {
+      await this.addMaterial(k, 'AUTOMATIC');
+      return this.store.getKmsKey(keyId);
+    }
+    return k;
+  }
+
+  private notFound(id: string): KmsError {
+    return new KmsError('NotFoundException', isKeyUuid(id) || id.includes(':key/') ? `Key '${id.includes(':') ? id : this.keyArn(id)}' does not exist` : `Alias '${id.startsWith('arn:') ? id : this.aliasArn(id)}' is not found.`);
+  }
+
+  /**
+   * Resolves a KeyId as AWS accepts it: key id or key ARN, and (where `aliases`) alias name or
+   * alias ARN. alias/aws/s3 is created on first use.
+   */
+  async resolve(id: unknown, opts: { aliases: boolean } = { aliases: true }): Promise<KmsKeyRecord> {
+    if (typeof id !== 'string' || id.length === 0 || id.length > 2048) throw new KmsError('ValidationException', 'KeyId must be a string of 1 to 2048 characters');
+    let keyId: string | undefined;
+    let alias: string | undefined;
+    const arn = /^arn:aws:kms:([^:]*):(\d{12}):(key\/.+|alias\/.+)$/.exec(id);
+    if (arn) {
+      if (arn[1] !== this.deps.region || arn[2] !== this.deps.accountId) throw this.notFound(id);
+      if (arn[3]!.startsWith('key/')) keyId = arn[3]!.slice(4);
+      else alias = arn[3];
+    } else if (id.startsWith('alias/')) alias = id;
+    else if (id.startsWith('arn:')) throw new KmsError('InvalidArnException', `Invalid arn ${id}`);
+    else keyId = id;
+    if (alias !== undefined) {
+      if (!opts.aliases) throw new KmsError('NotFoundException', `Invalid keyId ${id}`);
+      const a = await this.store.getKmsAlias(alias);
+      let k = a ? await this.load(a.keyId) : undefined;
+      if (!k && alias === MANAGED_S3_ALIAS) k = await this.managedS3Key();
+      if (!k) throw new KmsError('NotFoundException', `Alias '${this.aliasArn(alias)}' is not found.`);
+      return k;
+    }
+    if (!isKeyUuid(keyId!)) throw new KmsError('NotFoundException', `Invalid keyId ${id}`);
+    const k = await this.load(keyId!);
+    if (!k) throw this.notFound(id);
+    return k;
+  }
+
+  /** The AWS-managed key behind alias/aws/s3, created on first use. */
+  async managedS3Key(): Promise<KmsKeyRecord> {
+    const a = await this.store.getKmsAlias(MANAGED_S3_ALIAS);
+    const existing = a ? await this.load(a.keyId) : undefined;
+    if (existing) return existing;
+    this.managedCreating ??= (async () => {
+      const k = await this.newKey('Default key that protects my S3 objects when no other key is defined', 'AWS', managedS3KeyPolicy(this.deps.accountId, this.deps.region), []);
+      const at = this.now();
+      if (!(await this.store.createKmsAlias({ name: MANAGED_S3_ALIAS, keyId: k.keyId, createdAt: at, updatedAt: at }))) {
+        // Another node created it first: use theirs (ours stays unused).
+        const theirs = await this.store.getKmsAlias(MANAGED_S3_ALIAS);
+        const t = theirs ? await this.load(theirs.keyId) : undefined;
+        if (t) return t;
+        await this.store.updateKmsAlias(MANAGED_S3_ALIAS, k.keyId, at);
+      }
+      return k;
+    })().finally(() => (this.managedCreating = undefined));
+    return this.managedCreating;
+  }
+
+  private async newKey(description: string, manager: 'CUSTOMER' | 'AWS', policy: string, tags: KmsTag[]): Promise<KmsKeyRecord> {
+    const keyId = randomUUID();
+    const at = this.now();
+    const k: KmsKeyRecord = { keyId, createdAt: at, description, keyManager: manager, state: 'Enabled', currentMaterial: 1, rotationEnabled: manager === 'AWS' };
+    if (manager === 'AWS') {
+      k.rotationPeriodInDays = 365;
+      k.nextRotation = at + 365 * DAY_MS;
+    }
+    const material = this.sealMaterial(keyId, 1, 'CREATE');
+    if (!(await this.store.createKmsKey(k, material, policy, tags))) throw new KmsError('KMSInternalException', 'key id collision');
+    return k;
+  }
+
+  private sealMaterial(keyId: string, version: number, origin: KmsMaterialRecord['origin']): KmsMaterialRecord {
+    const raw = this.rng.randomBytes(32);
+    try {
+      const sealed = seal(this.deps.root, raw, materialAad(keyId, version), this.rng);
+      return { keyId, version, sealed: sealed.toString('base64'), createdAt: this.now(), origin };
+    } finally {
+      raw.fill(0);
+    }
+  }
+
+  private async material(keyId: string, version: number): Promise<SecretKey | undefined> {
+    const m = await this.store.getKmsMaterial(keyId, version);
+    if (!m) return undefined;
+    const raw = unseal(this.deps.root, Buffer.from(m.sealed, 'base64'), materialAad(keyId, version));
+    try {
+      return SecretKey.from(raw);
+    } finally {
+      raw.fill(0);
+    }
+  }
+
+  private async addMaterial(k: KmsKeyRecord, origin: 'AUTOMATIC' | 'ON_DEMAND'): Promise<void> {
+    const next = k.currentMaterial + 1;
+    const m = this.sealMaterial(k.keyId, next, origin);
+    const update: KmsKeyRecord = { ...k, currentMaterial: next };
+    if (k.rotationEnabled && k.rotationPeriodInDays) update.nextRotation = this.now() + k.rotationPeriodInDays * DAY_MS;
+    // false: another rotation got there first, which is as good.
+    await this.store.addKmsMaterial(m, update);
+  }
+
+  metadata(k: KmsKeyRecord): KeyMetadata {
+    return {
+      AWSAccountId: this.deps.accountId,
+      KeyId: k.keyId,
+      Arn: this.keyArn(k.keyId),
+      CreationDate: seconds(k.createdAt),
+      Enabled: k.state === 'Enabled',
+      Description: k.description,
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      KeyState: k.state,
+      ...(k.state === 'PendingDeletion' && k.deletionDate !== undefined ? { DeletionDate: seconds(k.deletionDate), PendingDeletionWindowInDays: k.pendingWindowInDays! } : {}),
+      Origin: 'AWS_KMS',
+      KeyManager: k.keyManager,
+      CustomerMasterKeySpec: 'SYMMETRIC_DEFAULT',
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'],
+      MultiRegion: false,
+    };
+  }
+
+  // ---- authorization ----
+
+  private async keyPolicy(k: KmsKeyRecord): Promise<Policy> {
+    const text = await this.store.getKmsKeyPolicy(k.keyId);
+    if (text === undefined) throw new KmsError('KMSInternalException', 'the key has no key policy');
+    return parseKeyPolicy(text);
+  }
+
+  private contextKeys(caller: KmsCaller, extra: Record<string, ContextValue> = {}): Record<string, ContextValue> {
+    return {
+      ...(caller.conditionKeys ?? {}),
+      'kms:CallerAccount': caller.principal.account,
+      ...(caller.viaService ? { 'kms:ViaService': caller.viaService } : {}),
+      ...extra,
+    };
+  }
+
+  private static encryptionContextKeys(ctx: EncryptionContext | undefined): Record<string, ContextValue> {
+    const out: Record<string, ContextValue> = {};
+    if (!ctx) return out;
+    const keys = Object.keys(ctx);
+    if (keys.length) out['kms:EncryptionContextKeys'] = keys;
+    for (const k of keys) out[`kms:EncryptionContext:${k}`] = ctx[k];
+    return out;
+  }
+
+  /** Authorizes `action` on key `k` (key policy + identity policies), or throws AccessDeniedException. */
+  private async authorize(caller: KmsCaller, action: string, k: KmsKeyRecord | undefined, extra: Record<string, ContextValue> = {}): Promise<void> {
+    const identity = await this.deps.identityPolicies(caller.principal);
+    const resource = k ? this.keyArn(k.keyId) : '*';
+    const input: KmsDecisionInput = {
+      principal: caller.principal,
+      action,
+      resource,
+      identityPolicies: identity,
+      ...(k ? { keyPolicy: await this.keyPolicy(k) } : {}),
+      conditionKeys: this.contextKeys(caller, extra),
+    };
+    const decision = authorizeKms(input);
+    if (decision.effect !== 'Allow') throw new KmsError('AccessDeniedException', accessDeniedMessage(input, decision));
+  }
+
+  private requireEnabled(k: KmsKeyRecord): void {
+    if (k.state === 'Disabled') throw new KmsError('DisabledException', `${this.keyArn(k.keyId)} is disabled.`);
+    if (k.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${this.keyArn(k.keyId)} is pending deletion.`);
+  }
+
+  private requireNotPendingDeletion(k: KmsKeyRecord): void {
+    if (k.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${this.keyArn(k.keyId)} is pending deletion.`);
+  }
+
+  // ---- keys ----
+
+  async createKey(caller: KmsCaller, input: CreateKeyInput): Promise<KeyMetadata> {
+    if (input.keyUsage !== undefined && input.keyUsage !== 'ENCRYPT_DECRYPT') {
+      throw new KmsError('UnsupportedOperationException', `KeyUsage ${input.keyUsage} is not supported: Coffer has symmetric ENCRYPT_DECRYPT keys only`);
+    }
+    if (input.keySpec !== undefined && input.keySpec !== 'SYMMETRIC_DEFAULT') {
+      throw new KmsError('UnsupportedOperationException', `KeySpec ${input.keySpec} is not supported: Coffer has SYMMETRIC_DEFAULT keys only`);
+    }
+    if (input.origin !== undefined && input.origin !== 'AWS_KMS') throw new KmsError('UnsupportedOperationException', `Origin ${input.origin} is not supported`);
+    if (input.multiRegion) throw new KmsError('UnsupportedOperationException', 'Multi-Region keys are not supported');
+    const description = input.description ?? '';
+    if (typeof description !== 'string' || description.length > 8192) throw new KmsError('ValidationException', 'Description must be at most 8192 characters');
+    const tags = input.tags ?? [];
+    validateTags(tags);
+    await this.authorize(caller, 'kms:CreateKey', undefined);
+    if (tags.length) await this.authorize(caller, 'kms:TagResource', undefined);
+    const policyText = input.policy ?? defaultKeyPolicy(this.deps.accountId);
+    const policy = parseKeyPolicy(policyText);
+    if (input.policy !== undefined && !input.bypassPolicyLockoutSafetyCheck) this.lockoutCheck(caller, policy, await this.deps.identityPolicies(caller.principal));
+    const k = await this.newKey(description, 'CUSTOMER', policyText, tags);
+    return this.metadata(k);
+  }
+
+  /** AWS's policy lockout safety check: the caller must still be allowed to PutKeyPolicy. */
+  private lockoutCheck(caller: KmsCaller, policy: Policy, identity: readonly Policy[]): void {
+    const d = authorizeKms({ principal: caller.principal, action: 'kms:PutKeyPolicy', resource: '*', identityPolicies: identity, keyPolicy: policy, conditionKeys: this.contextKeys(caller) });
+    if (d.effect !== 'Allow') {
+      throw new KmsError('MalformedPolicyDocumentException', 'The new key policy will not allow you to update the key policy in the future.');
+    }
+  }
+
+  async describeKey(caller: KmsCaller, keyId: unknown): Promise<KeyMetadata> {
+    const k = await this.resolve(keyId);
+    await this.authorize(caller, 'kms:DescribeKey', k);
+    return this.metadata(k);
+  }
+
+  async listKeys(caller: KmsCaller, limit?: number, marker?: string): Promise<Page<{ KeyId: string; KeyArn: string }>> {
+    await this.authorize(caller, 'kms:ListKeys', undefined);
+    const keys: KmsKeyRecord[] = [];
+    for (const k of await this.store.listKmsKeys()) {
+      const live = await this.load(k.keyId);
+      if (live) keys.push(live);
+    }
+    return paginate(keys.map((k) => ({ KeyId: k.keyId, KeyArn: this.keyArn(k.keyId) })), (x) => x.KeyId, limit, marker);
+  }
+
+  async enableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:EnableKey', k);
+    this.requireNotPendingDeletion(k);
+    if (k.state !== 'Enabled') await this.store.updateKmsKey({ ...k, state: 'Enabled' });
+  }
+
+  async disableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:DisableKey', k);
+    this.requireNotPendingDeletion(k);
+    if (k.state !== 'Disabled') await this.store.updateKmsKey({ ...k, state: 'Disabled' });
+  }
+
+  async scheduleKeyDeletion(caller: KmsCaller, keyId: unknown, days?: number): Promise<{ keyArn: string; deletionDate: number; state: 'PendingDeletion'; days: number }> {
+    const window = days ?? 30;
+    if (!Number.isInteger(window) || window < 7 || window > 30) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value '${days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`);
+    }
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:ScheduleKeyDeletion', k);
+    if (k.keyManager === 'AWS') throw new KmsError('UnsupportedOperationException', `${this.keyArn(k.keyId)} is an AWS managed key: it cannot be deleted`);
+    this.requireNotPendingDeletion(k);
+    const deletionDate = this.now() + window * DAY_MS;
+    await this.store.updateKmsKey({ ...k, state: 'PendingDeletion', deletionDate, pendingWindowInDays: window });
+    return { keyArn: this.keyArn(k.keyId), deletionDate: seconds(deletionDate), state: 'PendingDeletion', days: window };
+  }
+
+  async cancelKeyDeletion(caller: KmsCaller, keyId: unknown): Promise<string> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:CancelKeyDeletion', k);
+    if (k.state !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${this.keyArn(k.keyId)} is not pending deletion.`);
+    const { deletionDate: _d, pendingWindowInDays: _w, ...rest } = k;
+    await this.store.updateKmsKey({ ...rest, state: 'Disabled' });
+    return this.keyArn(k.keyId);
+  }
+
+  // ---- aliases ----
+
+  private validateAliasName(name: unknown, creating: boolean): string {
+    if (typeof name !== 'string' || !ALIAS_NAME.test(name)) {
+      throw new KmsError('ValidationException', `Alias must start with the prefix "alias/" and contain only letters, digits, /, _ and -: ${String(name)}`);
+    }
+    if (creating && name.startsWith('alias/aws/')) throw new KmsError('NotAuthorizedException', `Cannot create or change alias ${name}: the prefix alias/aws/ is reserved for AWS managed keys`);
+    return name;
+  }
+
+  private async aliasTarget(caller: KmsCaller, targetKeyId: unknown, action: string): Promise<KmsKeyRecord> {
+    const k = await this.resolve(targetKeyId, { aliases: false });
+    await this.authorize(caller, action, k);
+    if (k.keyManager === 'AWS') throw new KmsError('UnsupportedOperationException', 'An alias cannot point to an AWS managed key');
+    this.requireNotPendingDeletion(k);
+    return k;
+  }
+
+  async createAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
+    const name = this.validateAliasName(aliasName, true);
+    const k = await this.aliasTarget(caller, targetKeyId, 'kms:CreateAlias');
+    const at = this.now();
+    if (!(await this.store.createKmsAlias({ name, keyId: k.keyId, createdAt: at, updatedAt: at }))) {
+      throw new KmsError('AlreadyExistsException', `An alias with the name ${this.aliasArn(name)} already exists`);
+    }
+  }
+
+  async updateAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
+    const name = this.validateAliasName(aliasName, true);
+    const current = await this.store.getKmsAlias(name);
+    if (!current) throw new KmsError('NotFoundException', `Alias ${this.aliasArn(name)} is not found.`);
+    const old = await this.load(current.keyId);
+    if (old) await this.authorize(caller, 'kms:UpdateAlias', old);
+    const k = await this.aliasTarget(caller, targetKeyId, 'kms:UpdateAlias');
+    await this.store.updateKmsAlias(name, k.keyId, this.now());
+  }
+
+  async deleteAlias(caller: KmsCaller, aliasName: unknown): Promise<void> {
+    const name = this.validateAliasName(aliasName, true);
+    const current = await this.store.getKmsAlias(name);
+    if (!current) throw new KmsError('NotFoundException', `Alias ${this.aliasArn(name)} is not found.`);
+    const k = await this.load(current.keyId);
+    if (k) await this.authorize(caller, 'kms:DeleteAlias', k);
+    await this.store.deleteKmsAlias(name);
+  }
+
+  async listAliases(caller: KmsCaller, keyId?: unknown, limit?: number, marker?: string): Promise<Page<KmsAliasRecord & { arn: string }>> {
+    let filter: string | undefined;
+    if (keyId !== undefined) {
+      const k = await this.resolve(keyId, { aliases: false });
+      await this.authorize(caller, 'kms:ListAliases', k);
+      filter = k.keyId;
+    } else await this.authorize(caller, 'kms:ListAliases', undefined);
+    const aliases = (await this.store.listKmsAliases()).filter((a) => filter === undefined || a.keyId === filter);
+    return paginate(aliases.map((a) => ({ ...a, arn: this.aliasArn(a.name) })), (a) => a.name, limit, marker);
+  }
+
+  // ---- cryptographic operations ----
+
+  async encrypt(caller: KmsCaller, keyId: unknown, plaintext: Buffer, context: unknown): Promise<{ blob: Buffer; keyArn: string }> {
+    const ctx = validateContext(context);
+    if (plaintext.length < 1 || plaintext.length > MAX_PLAINTEXT) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length between 1 and ${MAX_PLAINTEXT}`);
+    }
+    const k = await this.resolve(keyId);
+    await this.authorize(caller, 'kms:Encrypt', k, { ...KmsService.encryptionContextKeys(ctx), ...requestAlias(keyId) });
+    this.requireEnabled(k);
+    return { blob: await this.encryptUnder(k, plaintext, ctx), keyArn: this.keyArn(k.keyId) };
+  }
+
+  private async encryptUnder(k: KmsKeyRecord, plaintext: Buffer, ctx: EncryptionContext | undefined): Promise<Buffer> {
+    const material = await this.material(k.keyId, k.currentMaterial);
+    if (!material) throw new KmsError('KMSInternalException', 'the key material is missing');
+    try {
+      return encryptBlob(material.expose(), { keyId: k.keyId, materialVersion: k.currentMaterial }, plaintext, ctx, this.rng);
+    } finally {
+      material.zero();
+    }
+  }
+
+  /** Opens a ciphertext blob (authorizing `action` on its key); the key named by `keyId`, if given, must be the blob's. */
+  private async open(caller: KmsCaller, action: string, blob: Buffer, ctx: EncryptionContext | undefined, keyId: unknown): Promise<{ plaintext: Buffer; key: KmsKeyRecord }> {
+    if (blob.length < 1 || blob.length > MAX_CIPHERTEXT) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value at 'ciphertextBlob' failed to satisfy constraint: Member must have length between 1 and ${MAX_CIPHERTEXT}`);
+    }
+    const header = parseBlobHeader(blob);
+    if (!header) throw new KmsError('InvalidCiphertextException', '');
+    const named = keyId !== undefined && keyId !== null ? await this.resolve(keyId) : undefined;
+    if (named && named.keyId !== header.keyId) {
+      throw new KmsError(
+        'IncorrectKeyException',
+        'The key ID in the request does not identify a KMS key that can perform this operation.',
+      );
+    }
+    const k = named ?? (await this.load(header.keyId));
+    // A blob naming no key we have is indistinguishable from garbage.
+    if (!k) throw new KmsError('InvalidCiphertextException', '');
+    await this.authorize(caller, action, k, KmsService.encryptionContextKeys(ctx));
+    this.requireEnabled(k);
+    const material = await this.material(k.keyId, header.materialVersion);
+    if (!material) throw new KmsError('InvalidCiphertextException', '');
+    try {
+      const plaintext = decryptBlob(material.expose(), blob, ctx);
+      if (!plaintext) throw new KmsError('InvalidCiphertextException', '');
+      return { plaintext, key: k };
+    } finally {
+      material.zero();
+    }
+  }
+
+  async decrypt(caller: KmsCaller, blob: Buffer, context: unknown, keyId?: unknown): Promise<{ plaintext: Buffer; keyArn: string }> {
+    const ctx = validateContext(context);
+    const { plaintext, key } = await this.open(caller, 'kms:Decrypt', blob, ctx, keyId);
+    return { plaintext, keyArn: this.keyArn(key.keyId) };
+  }
+
+  async reEncrypt(
+    caller: KmsCaller,
+    input: { blob: Buffer; sourceContext?: unknown; sourceKeyId?: unknown; destinationKeyId: unknown; destinationContext?: unknown },
+  ): Promise<{ blob: Buffer; sourceKeyArn: string; keyArn: string }> {
+    const src = validateContext(input.sourceContext, 'SourceEncryptionContext');
+    const dst = validateContext(input.destinationContext, 'DestinationEncryptionContext');
+    const dest = await this.resolve(input.destinationKeyId);
+    const { plaintext, key } = await this.open(caller, 'kms:ReEncryptFrom', input.blob, src, input.sourceKeyId);
+    try {
+      await this.authorize(caller, 'kms:ReEncryptTo', dest, { ...KmsService.encryptionContextKeys(dst), ...requestAlias(input.destinationKeyId) });
+      this.requireEnabled(dest);
+      return { blob: await this.encryptUnder(dest, plaintext, dst), sourceKeyArn: this.keyArn(key.keyId), keyArn: this.keyArn(dest.keyId) };
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  async generateDataKey(
+    caller: KmsCaller,
+    input: { keyId: unknown; keySpec?: unknown; numberOfBytes?: unknown; context?: unknown; withPlaintext: boolean },
+  ): Promise<{ blob: Buffer; plaintext?: Buffer; keyArn: string }> {
+    const ctx = validateContext(input.context);
+    let n: number;
+    if (input.keySpec !== undefined && input.numberOfBytes !== undefined) throw new KmsError('ValidationException', 'Please specify either number of bytes or key spec, not both.');
+    if (input.keySpec !== undefined) {
+      if (input.keySpec === 'AES_256') n = 32;
+      else if (input.keySpec === 'AES_128') n = 16;
+      else throw new KmsError('ValidationException', `1 validation error detected: Value '${String(input.keySpec)}' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]`);
+    } else if (input.numberOfBytes !== undefined) {
+      n = input.numberOfBytes as number;
+      if (!Number.isInteger(n) || n < 1 || n > 1024) {
+        throw new KmsError('ValidationException', `1 validation error detected: Value '${String(input.numberOfBytes)}' at 'numberOfBytes' failed to satisfy constraint: Member must have value between 1 and 1024`);
+      }
+    } else throw new KmsError('ValidationException', 'Please specify either number of bytes or key spec.');
+    const k = await this.resolve(input.keyId);
+    const action = input.withPlaintext ? 'kms:GenerateDataKey' : 'kms:GenerateDataKeyWithoutPlaintext';
+    await this.authorize(caller, action, k, { ...KmsService.encryptionContextKeys(ctx), ...requestAlias(input.keyId) });
+    this.requireEnabled(k);
+    const plaintext = this.rng.randomBytes(n);
+    const blob = await this.encryptUnder(k, plaintext, ctx);
+    if (!input.withPlaintext) plaintext.fill(0);
+    return { blob, ...(input.withPlaintext ? { plaintext } : {}), keyArn: this.keyArn(k.keyId) };
+  }
+
+  async generateRandom(caller: KmsCaller, numberOfBytes: unknown): Promise<Buffer> {
+    const n = numberOfBytes as number;
+    if (!Number.isInteger(n) || n < 1 || n > 1024) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value '${String(numberOfBytes)}' at 'numberOfBytes' failed to satisfy constraint: Member must have value between 1 and 1024`);
+    }
+    await this.authorize(caller, 'kms:GenerateRandom', undefined);
+    return this.rng.randomBytes(n);
+  }
+
+  // ---- rotation ----
+
+  async enableKeyRotation(caller: KmsCaller, keyId: unknown, periodInDays?: number): Promise<void> {
+    const period = periodInDays ?? 365;
+    if (!Number.isInteger(period) || period < 90 || period > 2560) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value '${periodInDays}' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value between 90 and 2560`);
+    }
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:EnableKeyRotation', k);
+    this.requireEnabled(k);
+    const base = k.rotationEnabled && k.nextRotation !== undefined && k.rotationPeriodInDays !== undefined ? k.nextRotation - k.rotationPeriodInDays * DAY_MS : this.now();
+    await this.store.updateKmsKey({ ...k, rotationEnabled: true, rotationPeriodInDays: period, nextRotation: base + period * DAY_MS });
+  }
+
+  async disableKeyRotation(caller: KmsCaller, keyId: unknown): Promise<void> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:DisableKeyRotation', k);
+    this.requireEnabled(k);
+    const { nextRotation: _n, ...rest } = k;
+    await this.store.updateKmsKey({ ...rest, rotationEnabled: false });
+  }
+
+  async getKeyRotationStatus(caller: KmsCaller, keyId: unknown): Promise<{ enabled: boolean; keyArn: string; periodInDays?: number; nextRotation?: number }> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:GetKeyRotationStatus', k);
+    this.requireNotPendingDeletion(k);
+    return {
+      enabled: k.rotationEnabled,
+      keyArn: this.keyArn(k.keyId),
+      ...(k.rotationEnabled && k.rotationPeriodInDays ? { periodInDays: k.rotationPeriodInDays } : {}),
+      ...(k.rotationEnabled && k.nextRotation !== undefined ? { nextRotation: seconds(k.nextRotation) } : {}),
+    };
+  }
+
+  async rotateKeyOnDemand(caller: KmsCaller, keyId: unknown): Promise<string> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:RotateKeyOnDemand', k);
+    this.requireEnabled(k);
+    const onDemand = (await this.store.listKmsMaterials(k.keyId)).filter((m) => m.origin === 'ON_DEMAND').length;
+    if (onDemand >= MAX_ON_DEMAND_ROTATIONS) {
+      throw new KmsError('LimitExceededException', `The on-demand rotations limit has been reached for the given key (${MAX_ON_DEMAND_ROTATIONS}).`);
+    }
+    await this.addMaterial(k, 'ON_DEMAND');
+    return this.keyArn(k.keyId);
+  }
+
+  async listKeyRotations(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<{ KeyId: string; RotationDate: number; RotationType: 'AUTOMATIC' | 'ON_DEMAND' }>> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:ListKeyRotations', k);
+    const rotations = (await this.store.listKmsMaterials(k.keyId))
+      .filter((m) => m.origin !== 'CREATE')
+      .map((m) => ({ version: m.version, KeyId: this.keyArn(k.keyId), RotationDate: seconds(m.createdAt), RotationType: m.origin as 'AUTOMATIC' | 'ON_DEMAND' }));
+    const page = paginate(rotations, (r) => String(r.version).padStart(10, '0'), limit, marker);
+    return { ...page, items: page.items.map(({ version: _v, ...r }) => r) };
+  }
+
+  // ---- key policies ----
+
+  async putKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown, text: unknown, bypass?: boolean): Promise<void> {
+    if (policyName !== undefined && policyName !== 'default') throw new KmsError('ValidationException', 'PolicyName must be "default"');
+    if (typeof text !== 'string') throw new KmsError('ValidationException', 'Policy is required');
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:PutKeyPolicy', k);
+    this.requireNotPendingDeletion(k);
+    const policy = parseKeyPolicy(text);
+    if (!bypass) this.lockoutCheck(caller, policy, await this.deps.identityPolicies(caller.principal));
+    await this.store.putKmsKeyPolicy(k.keyId, text);
+  }
+
+  async getKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown): Promise<string> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:GetKeyPolicy', k);
+    if (policyName !== undefined && policyName !== 'default') throw new KmsError('NotFoundException', `No such policy exists: ${String(policyName)}`);
+    return (await this.store.getKmsKeyPolicy(k.keyId)) ?? '';
+  }
+
+  async listKeyPolicies(caller: KmsCaller, keyId: unknown): Promise<string[]> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:ListKeyPolicies', k);
+    return ['default'];
+  }
+
+  // ---- tags ----
+
+  async tagResource(caller: KmsCaller, keyId: unknown, tags: KmsTag[]): Promise<void> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:TagResource', k);
+    this.requireNotPendingDeletion(k);
+    validateTags(tags);
+    const existing = new Map((await this.store.listKmsTags(k.keyId)).map((t) => [t.key, t.value]));
+    for (const t of tags) existing.set(t.key, t.value);
+    if (existing.size > 50) throw new KmsError('LimitExceededException', 'A key can have at most 50 tags');
+    await this.store.putKmsTags(k.keyId, tags);
+  }
+
+  async untagResource(caller: KmsCaller, keyId: unknown, tagKeys: string[]): Promise<void> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:UntagResource', k);
+    this.requireNotPendingDeletion(k);
+    await this.store.deleteKmsTags(k.keyId, tagKeys);
+  }
+
+  async listResourceTags(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<KmsTag>> {
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:ListResourceTags', k);
+    return paginate(await this.store.listKmsTags(k.keyId), (t) => t.key, limit, marker);
+  }
+}
+
+/** kms:RequestAlias: the alias a request named its key by. */
+function requestAlias(keyId: unknown): Record<string, ContextValue> {
+  if (typeof keyId !== 'string') return {};
+  const m = /^(?:arn:aws:kms:[^:]*:\d{12}:)?(alias\/.+)$/.exec(keyId);
+  return m ? { 'kms:RequestAlias': m[1] } : {};
+}
+
+/** Limit (1..1000, default 100) and an opaque marker: the base64url of the last item's sort key. */
+export function paginate<T>(all: T[], sortKey: (t: T) => string, limit?: number, marker?: string): Page<T> {
+  const n = limit ?? 100;
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    throw new KmsError('ValidationException', `1 validation error detected: Value '${limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 1000`);
+  }
+  let start = 0;
+  if (marker !== undefined) {
+    const after = Buffer.from(marker, 'base64url').toString('utf8');
+    if (typeof marker !== 'string' || marker === '' || Buffer.from(after, 'utf8').toString('base64url') !== marker) {
+      throw new KmsError('InvalidMarkerException', 'The request was rejected because the marker that specifies where pagination should next begin is not valid.');
+    }
+    start = all.findIndex((t) => sortKey(t) > after);
+    if (start < 0) start = all.length;
+  }
+  const items = all.slice(start, start + n);
+  const more = start + n < all.length;
+  return { items, ...(more ? { nextMarker: Buffer.from(sortKey(items[items.length - 1]!), 'utf8').toString('base64url') } : {}) };
+}
