@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import type { Config } from './config/config.ts';
 import { startListeners, type Listeners } from './http/server.ts';
 import { loadOrCreateTls, type TlsMaterial } from './http/tls.ts';
-import { createS3Handler } from './s3api/app.ts';
+import { createKmsHandler, isKmsRequest } from './kms/api/handler.ts';
+import { KmsService } from './kms/service.ts';
+import { createS3Handler, type RequestHandler } from './s3api/app.ts';
 import { Authorizer } from './service/authorization.ts';
 import { applyBootstrap, readBootstrap } from './service/bootstrap.ts';
 import { loadOwner, loadRootCredentials, loadStoredRootCredentials, type RootCredentials } from './service/credentials.ts';
@@ -77,6 +79,7 @@ export interface RunningCoffer {
   stores: Stores;
   objects: ObjectService;
   access: AccessServices;
+  kms: KmsService;
   log: Logger;
   /** Resolves when the background re-wrap job is idle. */
   rewrapIdle(): Promise<void>;
@@ -105,7 +108,15 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
   }
   const tls = config.https ? await loadOrCreateTls(config.dataDir, config.tlsNames, config.tlsCert, config.tlsKey) : undefined;
 
-  const handler = createS3Handler({
+  const kms = new KmsService({
+    store: meta,
+    root: stores.root.key,
+    accountId: access.accountId,
+    region: config.region,
+    identityPolicies: async (p) => (p.type === 'IAMUser' && p.userName ? (await access.policies.userPolicies(p.userName)).map((x) => x.policy) : []),
+  });
+  const kmsHandler = createKmsHandler({ kms, credentials: (id) => access.identities.lookup(id), region: config.region, log });
+  const s3Handler = createS3Handler({
     meta,
     objects,
     log,
@@ -116,6 +127,8 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
     authorizer: access.authorizer,
     policies: access.policies,
   });
+  // One endpoint, two APIs: X-Amz-Target: TrentService.* is the KMS JSON API, everything else S3.
+  const handler: RequestHandler = (req, res, secure) => (isKmsRequest(req) ? kmsHandler(req, res, secure) : s3Handler(req, res, secure));
   const listeners = await startListeners({ handler, http: config.http, https: config.https, ...(tls ? { tls } : {}), log });
 
   // Background: pick up rotations made elsewhere, rotate when due, re-wrap old data keys.
@@ -158,6 +171,7 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
     stores,
     objects,
     access,
+    kms,
     log,
     rewrapIdle: () => rewrap(),
     async close() {

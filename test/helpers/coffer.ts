@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { loadConfig, type RawOptions } from '../../src/config/config.ts';
@@ -40,6 +41,19 @@ export function clientFor(endpoint: string, caPath?: string, extra: Record<strin
       ? { requestHandler: new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: readFileSync(caPath), keepAlive: true }) }) }
       : {}),
     ...extra,
+  });
+}
+
+/** A KMS client for Coffer's endpoint (the root credential unless `credentials` is given). */
+export function kmsClientFor(
+  endpoint: string,
+  opts: { caPath?: string; credentials?: { accessKeyId: string; secretAccessKey: string }; region?: string } = {},
+): KMSClient {
+  return new KMSClient({
+    endpoint,
+    region: opts.region ?? 'us-east-1',
+    credentials: opts.credentials ?? { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
+    ...(opts.caPath ? { requestHandler: new NodeHttpHandler({ httpsAgent: new HttpsAgent({ ca: readFileSync(opts.caPath), keepAlive: true }) }) } : {}),
   });
 }
 

@@ -33,7 +33,8 @@ test('the encryption context must match exactly: missing, extra, changed, case',
   const ctx = { Department: 'Engineering', Project: 'Alpha' };
   const blob = encryptBlob(material, { keyId: KEY_ID, materialVersion: 1 }, Buffer.from('x'), ctx);
   assert.equal(decryptBlob(material, blob, { Project: 'Alpha', Department: 'Engineering' })!.toString(), 'x', 'order does not matter');
-  for (const wrong of [undefined, {}, { Department: 'Engineering' }, { ...ctx, extra: '1' }, { ...ctx, Project: 'alpha' }, { department: 'Engineering', Project: 'Alpha' }]) {
+  const wrongs: (Record<string, string> | undefined)[] = [undefined, {}, { Department: 'Engineering' }, { ...ctx, extra: '1' }, { ...ctx, Project: 'alpha' }, { department: 'Engineering', Project: 'Alpha' }];
+  for (const wrong of wrongs) {
     assert.equal(decryptBlob(material, blob, wrong), undefined, JSON.stringify(wrong));
   }
   const none = encryptBlob(material, { keyId: KEY_ID, materialVersion: 1 }, Buffer.from('y'), undefined);
