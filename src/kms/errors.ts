@@ -6,7 +6,6 @@ export const KMS_ERRORS = {
   AlreadyExistsException: 400,
   DisabledException: 400,
   IncorrectKeyException: 400,
-  InvalidAliasNameException: 400,
   InvalidArnException: 400,
   InvalidCiphertextException: 400,
   InvalidKeyUsageException: 400,

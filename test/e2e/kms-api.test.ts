@@ -4,6 +4,7 @@
 // raw protocol errors, and S3 on the same endpoint unaffected.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
   CancelKeyDeletionCommand,
@@ -346,6 +347,19 @@ describe('KMS JSON API (e2e, @aws-sdk/client-kms)', () => {
     assert.equal(ok.status, 200);
     assert.ok(Array.isArray((ok.body as unknown as { Keys: unknown[] }).Keys));
     assert.equal(createHash('sha256').update('').digest('hex').length, 64);
+    // A body over 1 MiB is refused without reading it all, and the connection closed.
+    const big = await new Promise<{ status: number; body: string; connection?: string }>((resolve, reject) => {
+      const r = httpRequest(srv.httpUrl, { method: 'POST', headers: { 'x-amz-target': 'TrentService.Encrypt', 'content-length': String(4 * 1024 * 1024) } }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text, ...(res.headers.connection ? { connection: res.headers.connection } : {}) }));
+      });
+      r.on('error', reject);
+      r.write(Buffer.alloc(2 * 1024 * 1024, 0x20));
+    });
+    assert.equal(big.status, 400);
+    assert.equal((JSON.parse(big.body) as { __type: string }).__type, 'ValidationException');
+    assert.equal(big.connection, 'close');
     const buckets = await srv.s3.send(new ListBucketsCommand({}));
     assert.ok(Array.isArray(buckets.Buckets ?? []));
   });
