@@ -318,10 +318,19 @@ export class KmsService {
 
   // ---- authorization ----
 
+  /** Parsed key policies by their text: a policy is parsed once, not on every call. */
+  private readonly parsed = new Map<string, Policy>();
+
   private async keyPolicy(k: KmsKeyRecord): Promise<Policy> {
     const text = await this.store.getKmsKeyPolicy(k.keyId);
     if (text === undefined) throw new KmsError('KMSInternalException', 'the key has no key policy');
-    return parseKeyPolicy(text);
+    let policy = this.parsed.get(text);
+    if (!policy) {
+      policy = parseKeyPolicy(text);
+      if (this.parsed.size >= 1000) this.parsed.clear();
+      this.parsed.set(text, policy);
+    }
+    return policy;
   }
 
   private contextKeys(caller: KmsCaller, extra: Record<string, ContextValue> = {}): Record<string, ContextValue> {

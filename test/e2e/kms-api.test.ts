@@ -309,12 +309,15 @@ describe('KMS JSON API (e2e, @aws-sdk/client-kms)', () => {
   test('authentication: unknown access key, wrong secret, wrong region', async () => {
     const bad = kmsClientFor(srv.httpUrl, { credentials: { accessKeyId: 'AKIANOSUCHKEY0000000', secretAccessKey: 'x'.repeat(40) } });
     const wrong = kmsClientFor(srv.httpUrl, { credentials: { accessKeyId: (await srv.s3.config.credentials()).accessKeyId, secretAccessKey: 'y'.repeat(40) } });
+    const elsewhere = kmsClientFor(srv.httpUrl, { region: 'eu-west-1' });
     try {
+      await rejectsKms(elsewhere.send(new ListKeysCommand({})), 'InvalidSignatureException');
       await rejectsKms(bad.send(new ListKeysCommand({})), 'UnrecognizedClientException');
       await rejectsKms(wrong.send(new ListKeysCommand({})), 'InvalidSignatureException');
     } finally {
       bad.destroy();
       wrong.destroy();
+      elsewhere.destroy();
     }
   });
 
