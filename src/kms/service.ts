@@ -508,12 +508,9 @@ export class KmsService {
   }
 
   async listAliases(caller: KmsCaller, keyId?: unknown, limit?: number, marker?: string): Promise<Page<KmsAliasRecord & { arn: string }>> {
-    let filter: string | undefined;
-    if (keyId !== undefined) {
-      const k = await this.resolve(keyId, { aliases: false });
-      await this.authorize(caller, 'kms:ListAliases', k);
-      filter = k.keyId;
-    } else await this.authorize(caller, 'kms:ListAliases', undefined);
+    // ListAliases is judged by identity policies alone (resource "*"), with or without KeyId, as on AWS.
+    await this.authorize(caller, 'kms:ListAliases', undefined);
+    const filter = keyId !== undefined ? (await this.resolve(keyId, { aliases: false })).keyId : undefined;
     const aliases = (await this.store.listKmsAliases()).filter((a) => filter === undefined || a.keyId === filter);
     return paginate(aliases.map((a) => ({ ...a, arn: this.aliasArn(a.name) })), (a) => a.name, limit, marker);
   }
