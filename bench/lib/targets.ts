@@ -1,0 +1,301 @@
+// The servers under test, each started as its own child process (or, for Ceph, as daemons
+// whose pids we know), on 127.0.0.1, in a fresh temporary directory, and stopped afterwards.
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EndpointSpec } from './client.ts';
+import { atExit, runSync, startChild } from './procs.ts';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The Coffer checkout to run: BENCH_COFFER_DIR, or with BENCH_COFFER_REF=<commit> an export of
+ * that commit of this repository (git archive, sharing this node_modules) so a run measures a
+ * committed state while the work tree changes; default this repository's work tree.
+ */
+let cofferDir: string | undefined;
+let cofferCommit: string | undefined;
+export function cofferDirectory(): string {
+  if (cofferDir) return cofferDir;
+  const ref = process.env.BENCH_COFFER_REF;
+  if (ref) {
+    const commit = runSync('git', ['-C', REPO, 'rev-parse', '--verify', `${ref}^{commit}`]).trim();
+    const dir = workDir('coffer-src-');
+    atExit(() => rmSync(dir, { recursive: true, force: true }));
+    runSync('sh', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, REPO, commit, dir]);
+    symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+    cofferDir = dir;
+    cofferCommit = commit.slice(0, 7) + (ref !== commit ? ` = ${ref}` : '');
+  } else {
+    cofferDir = resolve(process.env.BENCH_COFFER_DIR ?? REPO);
+  }
+  return cofferDir;
+}
+
+export const COFFER_ACCESS_KEY = 'AKBENCHCOFFER0000001';
+export const COFFER_SECRET_KEY = 'bench-secret-key-for-coffer-000000000000';
+export const COFFER_ROOT_KEY = '6b'.repeat(32);
+
+export interface Running {
+  /** Process labels shown in the summary table's RSS cells (default: all). */
+  tableProcs?: string[];
+  endpoint: EndpointSpec;
+  /** Processes whose memory and CPU count as the server's; the first is the main one. */
+  procs: { label: string; pid: number }[];
+  /** False when GET does not return what was PUT (the bare server): no SHA-256 check. */
+  storesData: boolean;
+  /** Version or mode, for the report. */
+  info: string;
+  stop(): Promise<void>;
+}
+
+export interface TargetDef {
+  name: string;
+  label: string;
+  start(): Promise<Running>;
+}
+
+function workDir(prefix: string): string {
+  return mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), prefix));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(p));
+    });
+  });
+}
+
+/** `coffer server` as a child process; `nodeArgs` go before the script (e.g. --cpu-prof). */
+export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ http: string; https: string; ca: Buffer; pid: number; stop(): Promise<void>; dataDir: string }> {
+  const dataDir = workDir('coffer-bench-');
+  const child = startChild(
+    process.execPath,
+    [...nodeArgs, 'bin/coffer.js', 'server', '--data-dir', dataDir, '--http-address', '127.0.0.1:0', '--https-address', '127.0.0.1:0', '--log-level', 'warn'],
+    {
+      cwd: cofferDirectory(),
+      env: { ...process.env, COFFER_ROOT_ACCESS_KEY: COFFER_ACCESS_KEY, COFFER_ROOT_SECRET_KEY: COFFER_SECRET_KEY, COFFER_ROOT_KEY: COFFER_ROOT_KEY },
+    },
+  );
+  const remove = atExit(() => rmSync(dataDir, { recursive: true, force: true }));
+  try {
+    await child.waitFor(/S3 endpoint \(HTTPS\):\s+(\S+)/, 60_000);
+  } catch (e) {
+    await child.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    remove();
+    throw e;
+  }
+  const out = child.output();
+  const http = /S3 endpoint \(HTTP\):\s+(\S+)/.exec(out)![1]!;
+  const https = /S3 endpoint \(HTTPS\):\s+(\S+)/.exec(out)![1]!;
+  const ca = readFileSync(join(dataDir, 'tls', 'ca.crt'));
+  return {
+    http,
+    https,
+    ca,
+    pid: child.pid,
+    dataDir,
+    async stop() {
+      await child.stop();
+      const tail = child.output().trim();
+      if (/error|fatal/i.test(tail)) process.stderr.write(`coffer output (warn level and above):\n${tail.slice(-3000)}\n`);
+      rmSync(dataDir, { recursive: true, force: true });
+      remove();
+    },
+  };
+}
+
+/** package version, plus the git commit (and "+changes" for a dirty tree) of the checkout run. */
+export function cofferVersion(): string {
+  const dir = cofferDirectory();
+  const v = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version as string;
+  let git = cofferCommit ?? '';
+  if (!git) {
+    try {
+      git = runSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD']).trim();
+      const dirty = runSync('git', ['-C', dir, 'status', '--porcelain', '--', 'src', 'bin']).trim();
+      if (dirty) git += ' + uncommitted changes in src/';
+    } catch {
+      git = 'not a git checkout';
+    }
+  }
+  return `${v} (${git})${cofferCommit ? ', exported' : ` from ${dir}`}`;
+}
+
+function cofferTarget(secure: boolean): TargetDef {
+  return {
+    name: secure ? 'coffer-https' : 'coffer-http',
+    label: secure ? 'Coffer HTTPS (SSE-S3)' : 'Coffer HTTP (SSE-S3)',
+    async start() {
+      const c = await startCofferProcess();
+      return {
+        endpoint: {
+          url: secure ? c.https : c.http,
+          ...(secure ? { ca: c.ca } : {}),
+          creds: { accessKeyId: COFFER_ACCESS_KEY, secretAccessKey: COFFER_SECRET_KEY, region: 'us-east-1' },
+        },
+        procs: [{ label: 'coffer', pid: c.pid }],
+        storesData: true,
+        info: `coffer ${cofferVersion()}, ${secure ? 'HTTPS (TLS, generated CA)' : 'HTTP'}`,
+        stop: () => c.stop(),
+      };
+    },
+  };
+}
+
+const s3rverTarget: TargetDef = {
+  name: 's3rver',
+  label: 's3rver (no encryption)',
+  async start() {
+    const dir = workDir('s3rver-bench-');
+    const bin = join(REPO, 'node_modules', 's3rver', 'bin', 's3rver.js');
+    const child = startChild(process.execPath, [bin, '-d', dir, '-a', '127.0.0.1', '-p', '0', '--silent'], { cwd: REPO });
+    const remove = atExit(() => rmSync(dir, { recursive: true, force: true }));
+    const stop = async () => {
+      await child.stop();
+      rmSync(dir, { recursive: true, force: true });
+      remove();
+    };
+    let port: string;
+    try {
+      port = (await child.waitFor(/S3rver listening on [\d.]+:(\d+)/))[1]!;
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    const version = JSON.parse(readFileSync(join(REPO, 'node_modules', 's3rver', 'package.json'), 'utf8')).version;
+    return {
+      endpoint: { url: `http://127.0.0.1:${port}`, creds: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1' } },
+      procs: [{ label: 's3rver', pid: child.pid }],
+      storesData: true,
+      info: `s3rver ${version}, HTTP, files on disk, MD5 ETag`,
+      stop,
+    };
+  },
+};
+
+function bareTarget(secure: boolean): TargetDef {
+  return {
+    name: secure ? 'bare-https' : 'bare-http',
+    label: secure ? 'bare Node HTTPS (ceiling)' : 'bare Node HTTP (ceiling)',
+    async start() {
+      const args = ['--import', 'tsx', join(REPO, 'bench', 'servers', 'bare.ts')];
+      let dir: string | undefined;
+      let ca: Buffer | undefined;
+      if (secure) {
+        dir = workDir('bare-tls-');
+        runSync('openssl', [
+          'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+          '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+          '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+        ]);
+        ca = readFileSync(join(dir, 'cert.pem'));
+        args.push('--tls', join(dir, 'cert.pem'), join(dir, 'key.pem'));
+      }
+      const child = startChild(process.execPath, args, { cwd: REPO });
+      const url = (await child.waitFor(/bare listening on (\S+)/))[1]!;
+      return {
+        endpoint: { url, ...(ca ? { ca } : {}), creds: { accessKeyId: 'BARE', secretAccessKey: 'BARE', region: 'us-east-1' } },
+        procs: [{ label: 'bare', pid: child.pid }],
+        storesData: false,
+        info: `node ${process.version} http${secure ? 's (ECDSA P-256 cert)' : ''}, no storage`,
+        async stop() {
+          await child.stop();
+          if (dir) rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+export function rgwScriptsDir(): string {
+  return resolve(process.env.BENCH_PEERS_DIR ?? join(REPO, '..', 'shared', 'peers'));
+}
+
+const rgwTarget: TargetDef = {
+  name: 'rgw',
+  label: 'Ceph RGW (SSE-KMS)',
+  async start() {
+    const scripts = rgwScriptsDir();
+    const start = join(scripts, 'start-rgw.sh');
+    const stopScript = join(scripts, 'stop-rgw.sh');
+    if (!existsSync(start)) throw new Error(`no ${start}`);
+    for (const b of ['radosgw', 'ceph-mon', 'ceph-osd', 'ceph-mgr', 'ceph']) {
+      try {
+        runSync('sh', ['-c', `command -v ${b}`]);
+      } catch {
+        throw new Error(`${b} not installed (apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd ceph-mgr ceph-common)`);
+      }
+    }
+    const dir = workDir('rgw-bench-');
+    const port = await freePort();
+    const stopSync = () => {
+      try {
+        runSync('bash', [stopScript, dir], { timeoutMs: 60_000 });
+      } catch {
+        /* best effort */
+      }
+      rmSync(dir, { recursive: true, force: true });
+    };
+    const remove = atExit(stopSync);
+    try {
+      // The manager only serves status and modules (no I/O); by default it is left out, as its
+      // start-up work (about a core for a minute or two) would land inside the measurements.
+      const env = { ...process.env, RGW_PORT: String(port), NO_MGR: process.env.BENCH_RGW_MGR === '1' ? '0' : '1' };
+      runSync('bash', [start, dir], { env, timeoutMs: 240_000 });
+    } catch (e) {
+      stopSync();
+      remove();
+      throw new Error(`start-rgw.sh failed: ${(e as Error).message.split('\n').slice(-6).join(' | ')}`);
+    }
+    const env = readFileSync(join(dir, 'env'), 'utf8');
+    const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(env)?.[1];
+    const pidOf = (f: string) => Number(readFileSync(join(dir, 'run', f), 'utf8').trim());
+    const procs = [{ label: 'radosgw', pid: Number(get('RGW_PID')) }];
+    for (const [label, f] of [['ceph-osd', 'osd.0.pid'], ['ceph-mon', 'mon.a.pid'], ['ceph-mgr', 'mgr.x.pid']] as const) {
+      if (existsSync(join(dir, 'run', f))) procs.push({ label, pid: pidOf(f) });
+    }
+    let version = 'ceph';
+    try {
+      version = runSync('radosgw', ['--version']).trim().split(' (')[0]!;
+    } catch {
+      /* keep */
+    }
+    return {
+      endpoint: {
+        url: get('RGW_ENDPOINT')!,
+        creds: { accessKeyId: get('RGW_ACCESS_KEY')!, secretAccessKey: get('RGW_SECRET_KEY')!, region: 'us-east-1' },
+        putHeaders: { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': 'testkey-1' },
+      },
+      procs,
+      tableProcs: ['radosgw', 'ceph-osd'],
+      storesData: true,
+      info: `${version}, beast, bluestore on a sparse file, SSE-KMS testkey-1 (AES-256-CBC), ${procs.map((p) => p.label.replace('ceph-', '')).join('+')}; CPU and RSS count all of them`,
+      async stop() {
+        stopSync();
+        remove();
+      },
+    };
+  },
+};
+
+export const ALL_TARGETS: TargetDef[] = [bareTarget(false), bareTarget(true), cofferTarget(false), cofferTarget(true), s3rverTarget, rgwTarget];
+
+/** BENCH_TARGETS=coffer-http,bare selects by name or name prefix ("bare" = bare-http, bare-https). */
+export function selectTargets(spec: string | undefined, rgw: boolean): TargetDef[] {
+  let list = ALL_TARGETS;
+  if (spec && spec.trim()) {
+    const toks = spec.split(',').map((s) => s.trim()).filter(Boolean);
+    const unknown = toks.filter((t) => !ALL_TARGETS.some((d) => d.name === t || d.name.startsWith(t + '-')));
+    if (unknown.length) throw new Error(`unknown BENCH_TARGETS entries: ${unknown.join(', ')} (known: ${ALL_TARGETS.map((d) => d.name).join(', ')})`);
+    list = ALL_TARGETS.filter((d) => toks.some((t) => d.name === t || d.name.startsWith(t + '-')));
+  }
+  return rgw ? list : list.filter((d) => d.name !== 'rgw');
+}
