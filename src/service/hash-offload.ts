@@ -27,7 +27,7 @@ parentPort.on('message', (m) => {
 type Msg = { t: 'a'; id: number; n: number } | { t: 'd'; id: number; d: Uint8Array };
 
 /** Bytes allowed in flight to the worker per hash before `update` makes the caller wait. */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+const MAX_IN_FLIGHT = 2 * 1024 * 1024;
 /** Bytes copied into one message to the worker. */
 const BATCH_BYTES = 512 * 1024;
 

@@ -48,7 +48,7 @@ export class FsBlobStore implements BlobStore {
         this.madeDirs.add(dir);
       }
       let size = 0;
-      out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1024 * 1024 });
+      out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 256 * 1024 });
       source.on('data', (c: Buffer) => {
         size += c.length;
       });
