@@ -63,7 +63,9 @@ for (const transport of ['http', 'https'] as const) {
       await rejects(c().send(new HeadBucketCommand({ Bucket: 'no-such-bucket-here' })), 'NotFound', 404);
     });
 
-    const sizes = [0, 1, 65535, 65536, 65537, 5 * 1024 * 1024 + 1];
+    // Every format boundary, the inline-storage limit (32 KiB), the 1 MiB fast-read and MD5
+    // offload thresholds, and a stream larger than the MD5 worker's in-flight window.
+    const sizes = [0, 1, 32 * 1024, 32 * 1024 + 1, 65535, 65536, 65537, 1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1, 5 * 1024 * 1024 + 1, 8 * 1024 * 1024 + 1];
     for (const size of sizes) {
       test(`object of ${size} bytes round-trips with SSE-S3 and MD5 ETag`, async () => {
         const data = randomBytes(size);
