@@ -23,7 +23,6 @@ export interface Config {
   readonly rootKeyFile?: string;
   readonly masterKeyRotationDays: number;
   readonly logLevel: string;
-  readonly maxObjectSize: number;
   /** The account's 12-digit id (default: generated at first start, then fixed). */
   readonly accountId?: string;
   /** Declarative identities and bucket policies applied at start: a file path, or inline JSON. */
@@ -111,7 +110,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     rootKeyFile: pick(opts.rootKeyFile, 'COFFER_ROOT_KEY_FILE'),
     masterKeyRotationDays: days,
     logLevel: pick(opts.logLevel, 'COFFER_LOG_LEVEL', 'info')!,
-    maxObjectSize: 5 * 1024 ** 3,
     accountId,
     bootstrap,
   });

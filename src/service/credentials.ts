@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { seal, unseal } from '../crypto/envelope.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import type { MetadataStore } from '../storage/ports.ts';
-import { secretAad } from './identities.ts';
+import { newSecretKey, randomId, secretAad } from './identities.ts';
 
 export interface RootCredentials {
   accessKeyId: string;
@@ -16,14 +16,6 @@ export interface RootCredentials {
 }
 
 const SETTING = 'root-credentials';
-
-const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-function randomAccessKeyId(): string {
-  const b = randomBytes(16);
-  let s = 'AKCF';
-  for (let i = 0; i < 16; i++) s += ALNUM[b[i]! & 31];
-  return s;
-}
 
 export async function loadRootCredentials(meta: MetadataStore, root: SecretKey, env: { accessKeyId?: string; secretKey?: string }): Promise<RootCredentials> {
   if (env.accessKeyId && env.secretKey) {
@@ -37,8 +29,8 @@ export async function loadRootCredentials(meta: MetadataStore, root: SecretKey, 
     const secretKey = unseal(root, Buffer.from(sealedSecret, 'base64'), secretAad(accessKeyId)).toString('utf8');
     return { accessKeyId, secretKey, generated: false, fromEnv: false };
   }
-  const accessKeyId = randomAccessKeyId();
-  const secretKey = randomBytes(30).toString('base64').replace(/[+/]/g, (c) => (c === '+' ? 'x' : 'y'));
+  const accessKeyId = randomId('AKCF', 16);
+  const secretKey = newSecretKey();
   const sealed = seal(root, Buffer.from(secretKey), secretAad(accessKeyId)).toString('base64');
   const now = await meta.initSetting(SETTING, JSON.stringify({ accessKeyId, sealedSecret: sealed }));
   if (JSON.parse(now).accessKeyId !== accessKeyId) return loadRootCredentials(meta, root, {});

@@ -43,7 +43,8 @@ export function secretAad(accessKeyId: string): Buffer {
   return labelAad('coffer/access-key-secret/v1', accessKeyId);
 }
 
-function randomId(prefix: string, length: number): string {
+/** `prefix` and `length` characters of the base32 alphabet IAM key ids use. */
+export function randomId(prefix: string, length: number): string {
   const b = randomBytes(length);
   let s = prefix;
   for (let i = 0; i < length; i++) s += KEY_ALPHABET[b[i]! & 31];

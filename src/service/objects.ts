@@ -66,12 +66,23 @@ export interface PutInput extends WriteAttributes {
   checksum?: () => { algorithm: string; value: string } | undefined;
 }
 
-export interface CopyInput extends Partial<WriteAttributes> {
+export interface CopyInput extends WriteAttributes {
   source: ObjectRecord;
   bucket: string;
   key: string;
-  range?: PlainRange;
   signal?: AbortSignal;
+}
+
+/** An announced upload (PutObject, UploadPart) larger than S3 allows is refused before its body. */
+export function checkUploadSize(length: number): void {
+  if (length > MAX_OBJECT_SIZE) throw new S3Error('EntityTooLarge', undefined, { ProposedSize: length, MaxSizeAllowed: MAX_OBJECT_SIZE });
+}
+
+/** CopyObject and UploadPartCopy copy at most 5 GiB per request, as S3. */
+export function checkCopySize(length: number): void {
+  if (length > MAX_OBJECT_SIZE) {
+    throw new S3Error('InvalidRequest', `The specified copy source is larger than the maximum allowable size for a copy source: ${MAX_OBJECT_SIZE}`);
+  }
 }
 
 export class ObjectService {
@@ -203,7 +214,7 @@ export class ObjectService {
   }
 
   /** Copies (a range of) `source` to bucket/key: decrypt, re-encrypt under a new data key. */
-  async copyObject(input: CopyInput & WriteAttributes): Promise<ObjectRecord> {
+  async copyObject(input: CopyInput): Promise<ObjectRecord> {
     await this.requireBucket(input.bucket);
     const plain = await this.openPlaintext(input.source);
     return this.putObject({

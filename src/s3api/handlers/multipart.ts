@@ -1,7 +1,7 @@
 // Multipart upload handlers: CreateMultipartUpload, UploadPart, UploadPartCopy,
 // CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
 import { S3Error } from '../../shared/errors.ts';
-import { MAX_PARTS, type ObjectService } from '../../service/objects.ts';
+import { checkCopySize, checkUploadSize, MAX_PARTS, type ObjectService } from '../../service/objects.ts';
 import type { MetadataStore } from '../../storage/ports.ts';
 import { checkCopyConditions, parseCopyRange } from '../conditions.ts';
 import {
@@ -67,7 +67,7 @@ export async function uploadPart(ctx: S3Context, objects: ObjectService): Promis
   const n = partNumber(ctx);
   const upload = await objects.getUpload(bucket, key, uploadId(ctx));
   const length = announcedLength(ctx);
-  if (length > 5 * 1024 ** 3) throw new S3Error('EntityTooLarge', undefined, { ProposedSize: length, MaxSizeAllowed: 5 * 1024 ** 3 });
+  checkUploadSize(length);
   const md5 = contentMd5(ctx);
   const part = await objects.uploadPart(upload, n, ctx.body(), length, { ...(md5 ? { contentMd5: md5 } : {}), signal: ctx.signal });
   const cs = ctx.checksum();
@@ -87,9 +87,7 @@ export async function uploadPartCopy(ctx: S3Context, objects: ObjectService): Pr
   checkCopyConditions(ctx, source);
   const range = parseCopyRange(header(ctx, 'x-amz-copy-source-range'), source.size);
   const length = range ? range.end - range.start + 1 : source.size;
-  if (length > 5 * 1024 ** 3) {
-    throw new S3Error('InvalidRequest', 'The specified copy source is larger than the maximum allowable size for a copy source: 5368709120');
-  }
+  checkCopySize(length);
   const plain = await objects.openPlaintext(source, range);
   const part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal });
   send(ctx, 200, xmlDocument('CopyPartResult', [['LastModified', isoDate(part.lastModified)], ['ETag', `"${part.md5}"`]]), SSE_RESPONSE);

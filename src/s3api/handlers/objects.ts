@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { S3Error } from '../../shared/errors.ts';
 import type { ObjectRecord } from '../../storage/ports.ts';
-import type { ObjectService } from '../../service/objects.ts';
+import { checkCopySize, checkUploadSize, type ObjectService } from '../../service/objects.ts';
 import type { PlainRange } from '../../service/streams.ts';
 import { checkGetConditions, checkCopyConditions, parseRange } from '../conditions.ts';
 import {
@@ -31,7 +31,7 @@ export async function putObject(ctx: S3Context, objects: ObjectService): Promise
   validateKey(key);
   checkWriteSse(ctx);
   const length = announcedLength(ctx);
-  if (length > 5 * 1024 ** 3) throw new S3Error('EntityTooLarge', undefined, { ProposedSize: length, MaxSizeAllowed: 5 * 1024 ** 3 });
+  checkUploadSize(length);
   const md5 = contentMd5(ctx);
   const attrs = writeAttributes(ctx);
   const obj = await objects.putObject({
@@ -277,9 +277,7 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
       "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
     );
   }
-  if (source.size > 5 * 1024 ** 3) {
-    throw new S3Error('InvalidRequest', 'The specified copy source is larger than the maximum allowable size for a copy source: 5368709120');
-  }
+  checkCopySize(source.size);
   const attrs =
     directive === 'REPLACE'
       ? writeAttributes(ctx)
