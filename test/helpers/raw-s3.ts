@@ -121,6 +121,11 @@ export function assertS3Error(res: RawResponse, code: string, status: number, me
 
 /** Every file under <dataDir>/blobs (committed blobs and temporary .partial files alike). */
 export function blobFiles(dataDir: string): string[] {
+  return filesUnder(join(dataDir, 'blobs'));
+}
+
+/** Every regular file under `root` (names only, sorted). */
+export function filesUnder(root: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     for (const n of readdirSync(d)) {
@@ -129,7 +134,7 @@ export function blobFiles(dataDir: string): string[] {
       else out.push(n);
     }
   };
-  walk(join(dataDir, 'blobs'));
+  walk(root);
   return out.sort();
 }
 

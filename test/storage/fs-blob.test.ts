@@ -3,7 +3,7 @@
 // `.partial` files that a crash mid-write leaves behind.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, promises as fsp, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -18,6 +18,7 @@ import {
   readAll,
 } from '../../src/storage/conformance/blob-store-suite.ts';
 import { FsBlobStore } from '../../src/storage/fs-blob/fs-blob-store.ts';
+import { filesUnder } from '../helpers/raw-s3.ts';
 
 async function makeFsStore(): Promise<{ store: FsBlobStore; dir: string; cleanup: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
@@ -28,19 +29,6 @@ async function makeFsStore(): Promise<{ store: FsBlobStore; dir: string; cleanup
 
 blobStoreConformance('FsBlobStore', makeFsStore);
 
-/** Every regular file under the blob root (names only). */
-function filesUnder(root: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(n);
-    }
-  };
-  walk(root);
-  return out.sort();
-}
 
 /** Where FsBlobStore keeps the temporary file of an in-progress write of `id`. */
 function partialPath(root: string, id: string): string {
