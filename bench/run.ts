@@ -10,11 +10,14 @@
 //   BENCH_COFFER_DIR=dir          run Coffer from another checkout
 //   BENCH_CLIENT=node             load generator on node's http/https Agent instead of the raw client
 //   BENCH_IDLE_WAIT_S=30          before each phase wait up to this long for the machine to be idle (0 = don't)
+//   BENCH_KMS=0                   skip the KMS API figures (GenerateDataKey, Decrypt; Coffer only)
+//   BENCH_SSE_KMS=1               also SSE-KMS 4 KiB PUT/GET with and without Bucket Keys (off until S3 has SSE-KMS)
 // Progress goes to stderr, the report to stdout.
 import { writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { CLIENT_KIND } from './lib/client.ts';
+import { KMS_FIGURES, runKms, SSE_KMS_FIGURES, SSE_KMS_PHASES } from './lib/kms.ts';
 import { MiB } from './lib/payload.ts';
 import { selectTargets, type TargetDef } from './lib/targets.ts';
 import { makePlan, progress, runHuge, runStandard, type PhaseResult, type TargetResult } from './lib/workloads.ts';
@@ -59,6 +62,7 @@ async function runTarget(def: TargetDef): Promise<TargetResult> {
   const restart = def.name !== 'rgw';
   try {
     await runStandard(running, plan, result);
+    await runKms(running, plan, result);
     if (restart) {
       await running.stop();
       running = undefined;
@@ -87,6 +91,11 @@ const COLS: { head: [string, string]; phase: string; kind: 'mbps' | 'rps' }[] = 
   { head: ['4KiB GET', 'req/s'], phase: 'GET 4KiB', kind: 'rps' },
 ];
 const STANDARD = ['PUT 1MiB', 'GET 1MiB', 'PUT 4KiB', 'GET 4KiB', 'PUT 256MiB', 'GET 256MiB'];
+/** KMS API calls per second (targets with a KMS), after the memory columns. */
+const KMS_COLS: typeof COLS = [
+  { head: ['KMS GDK', 'req/s'], phase: 'KMS GenerateDataKey', kind: 'rps' },
+  { head: ['KMS Decrypt', 'req/s'], phase: 'KMS Decrypt', kind: 'rps' },
+];
 
 function value(p: PhaseResult | undefined, kind: 'mbps' | 'rps'): number | undefined {
   if (!p || p.ops === 0) return undefined;
@@ -117,8 +126,15 @@ function peak(r: TargetResult, names: string[]): { main: number; text: string } 
 function report(results: TargetResult[]): string {
   const out: string[] = [];
   const W0 = 28;
-  const w = [10, 10, 11, 11, 9, 9, 18, 10, 10, 16];
-  const heads: [string, string][] = [...COLS.map((c) => c.head), ['peak RSS', 'MiB'], [`${HUGE} PUT`, 'MB/s'], [`${HUGE} GET`, 'MB/s'], [`${HUGE} peak RSS`, 'MiB']];
+  const w = [10, 10, 11, 11, 9, 9, 18, 10, 10, 16, 9, 12];
+  const heads: [string, string][] = [
+    ...COLS.map((c) => c.head),
+    ['peak RSS', 'MiB'],
+    [`${HUGE} PUT`, 'MB/s'],
+    [`${HUGE} GET`, 'MB/s'],
+    [`${HUGE} peak RSS`, 'MiB'],
+    ...KMS_COLS.map((c) => c.head),
+  ];
   const line = (first: string, cells: string[]) => first.padEnd(W0) + cells.map((c, i) => c.padStart(w[i]!)).join(' ');
   out.push(line('', heads.map((h) => h[0])));
   out.push(line('', heads.map((h) => h[1])));
@@ -131,6 +147,7 @@ function report(results: TargetResult[]): string {
     }
     const cells = COLS.map((c) => fmt(r.phases[c.phase], c.kind));
     cells.push(peak(r, STANDARD).text, fmt(r.phases['PUT huge'], 'mbps'), fmt(r.phases['GET huge'], 'mbps'), peak(r, ['PUT huge', 'GET huge']).text);
+    cells.push(...KMS_COLS.map((c) => fmt(r.phases[c.phase], c.kind)));
     out.push(line(r.label, cells));
     if (r.name === 'coffer-http' || r.name === 'coffer-https') {
       const s3r = byName.get('s3rver');
@@ -143,11 +160,15 @@ function report(results: TargetResult[]): string {
             '', '',
             r.name === 'coffer-http' ? ('>=2000') : '',
             r.name === 'coffer-http' ? ('>=3500') : '',
-            '', '', '', '<200',
+            '', '', '', '<200', '', '',
           ].map((c, i) => (c || (s3r && !s3r.unavailable && i < 6 ? '>s3rver' : ''))),
         ),
       );
     }
+  }
+  for (const r of results) {
+    const sse = SSE_KMS_PHASES.filter((n) => r.phases[n]);
+    if (sse.length) out.push(`${r.label} SSE-KMS 4 KiB (req/s): ${sse.map((n) => `${n.replace(' 4KiB', '')} ${fmt(r.phases[n], 'rps')}`).join(', ')}  (+BK = Bucket Key)`);
   }
   out.push('');
   out.push("'!' = some requests failed (see details); '-' = not measured. Peak RSS = highest VmHWM/VmRSS of the server process over");
@@ -242,7 +263,11 @@ async function main(): Promise<void> {
     ...machine(),
     `1 MiB: concurrency ${plan.small.concurrency}, up to ${plan.small.maxOps} objects or ${plan.small.maxMs / 1000} s per direction; ` +
       `4 KiB: concurrency ${plan.tiny.concurrency}, up to ${plan.tiny.maxOps} requests or ${plan.tiny.maxMs / 1000} s; ` +
-      `256 MiB: ${plan.large.count} sequential; ${HUGE}: one object, PUT then GET.`,
+      `256 MiB: ${plan.large.count} sequential; ${HUGE}: one object, PUT then GET.` +
+      (KMS_FIGURES
+        ? ` KMS (Coffer): GenerateDataKey, then Decrypt, at concurrency ${plan.kms.concurrency}, up to ${plan.kms.maxOps} calls or ${plan.kms.maxMs / 1000} s each` +
+          (SSE_KMS_FIGURES ? '; SSE-KMS 4 KiB PUT/GET as the 4 KiB figures.' : '.')
+        : ' KMS figures skipped (BENCH_KMS=0).'),
     '',
     report(results),
     '',

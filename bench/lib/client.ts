@@ -57,6 +57,8 @@ export class S3Client {
     readonly spec: EndpointSpec,
     maxSockets = 64,
     readonly kind: 'raw' | 'node' = CLIENT_KIND,
+    /** The SigV4 service name: s3, or kms for KMS JSON requests (bench/lib/kms.ts). */
+    service = 's3',
   ) {
     const u = new URL(spec.url);
     this.secure = u.protocol === 'https:';
@@ -65,7 +67,7 @@ export class S3Client {
     this.host = u.host;
     const opts = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
     this.agent = this.secure ? new https.Agent({ ...opts, ...(spec.ca ? { ca: spec.ca } : {}) }) : new http.Agent(opts);
-    this.signer = new SigV4Signer(spec.creds);
+    this.signer = new SigV4Signer(spec.creds, service);
     this.raw = kind === 'raw' ? new RawHttpPool(this.hostname, this.port, this.secure, spec.ca) : undefined;
   }
 
@@ -78,9 +80,9 @@ export class S3Client {
   request(
     method: string,
     path: string,
-    opts: { body?: Body; contentLength?: number; headers?: Record<string, string>; hash?: boolean; timeoutMs?: number } = {},
+    opts: { body?: Body; contentLength?: number; headers?: Record<string, string>; hash?: boolean; timeoutMs?: number; payloadHash?: string } = {},
   ): Promise<Result> {
-    const headers = this.signer.sign(method, this.host, path, opts.headers ?? {});
+    const headers = this.signer.sign(method, this.host, path, opts.headers ?? {}, opts.payloadHash);
     const body = opts.body;
     if (body !== undefined) {
       const len = Buffer.isBuffer(body) ? body.length : opts.contentLength;
@@ -140,17 +142,19 @@ export class S3Client {
     if (r.status >= 300 && r.status !== 409) throw new HttpError('PUT', objectPath(bucket), r);
   }
 
-  async put(bucket: string, key: string, body: Body, contentLength?: number): Promise<Result> {
+  /** `headers` are sent (and signed) besides the endpoint's `putHeaders`. */
+  async put(bucket: string, key: string, body: Body, contentLength?: number, headers?: Record<string, string>): Promise<Result> {
     const path = objectPath(bucket, key);
+    const all = this.spec.putHeaders || headers ? { ...this.spec.putHeaders, ...headers } : undefined;
     return this.request('PUT', path, {
       body,
       ...(contentLength !== undefined ? { contentLength } : {}),
-      ...(this.spec.putHeaders ? { headers: this.spec.putHeaders } : {}),
+      ...(all ? { headers: all } : {}),
     });
   }
 
-  async get(bucket: string, key: string, hash = false): Promise<Result> {
-    return this.request('GET', objectPath(bucket, key), { hash });
+  async get(bucket: string, key: string, hash = false, headers?: Record<string, string>): Promise<Result> {
+    return this.request('GET', objectPath(bucket, key), { hash, ...(headers ? { headers } : {}) });
   }
 }
 

@@ -1,5 +1,6 @@
 // A tiny AWS Signature Version 4 signer for the load generator: Authorization header form,
-// path-style requests, payload UNSIGNED-PAYLOAD (or a given SHA-256). It signs `host` and every
+// path-style requests, payload UNSIGNED-PAYLOAD (or a given SHA-256), service s3 (or another,
+// e.g. kms for the KMS JSON API). It signs `host` and every
 // x-amz-* header. The signing key is derived once per day; a signature costs four small HMACs
 // plus one SHA-256 of the canonical request (a few microseconds), so it never limits the run.
 import { createHash, createHmac } from 'node:crypto';
@@ -31,13 +32,16 @@ export class SigV4Signer {
   #day = '';
   #key: Buffer = Buffer.alloc(0);
 
-  constructor(readonly creds: Credentials) {}
+  constructor(
+    readonly creds: Credentials,
+    readonly service = 's3',
+  ) {}
 
   #signingKey(day: string): Buffer {
     if (day !== this.#day) {
       const kDate = hmac('AWS4' + this.creds.secretAccessKey, day);
       const kRegion = hmac(kDate, this.creds.region);
-      const kService = hmac(kRegion, 's3');
+      const kService = hmac(kRegion, this.service);
       this.#key = hmac(kService, 'aws4_request');
       this.#day = day;
     }
@@ -69,7 +73,7 @@ export class SigV4Signer {
     const canonicalHeaders = names.map((n) => `${n}:${lower[n]}\n`).join('');
     const signedHeaders = names.join(';');
     const canonicalRequest = [method, path, query, canonicalHeaders, signedHeaders, payloadHash].join('\n');
-    const scope = `${day}/${this.creds.region}/s3/aws4_request`;
+    const scope = `${day}/${this.creds.region}/${this.service}/aws4_request`;
     const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
     const signature = createHmac('sha256', this.#signingKey(day)).update(stringToSign).digest('hex');
     all.authorization = `AWS4-HMAC-SHA256 Credential=${this.creds.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;

@@ -48,6 +48,8 @@ export interface Running {
   storesData: boolean;
   /** Version or mode, for the report. */
   info: string;
+  /** The target speaks the KMS JSON API on its endpoint (Coffer): the KMS figures are measured. */
+  kms?: boolean;
   stop(): Promise<void>;
 }
 
@@ -143,6 +145,7 @@ function cofferTarget(secure: boolean): TargetDef {
         },
         procs: [{ label: 'coffer', pid: c.pid }],
         storesData: true,
+        kms: true,
         info: `coffer ${cofferVersion()}, ${secure ? 'HTTPS (TLS, generated CA)' : 'HTTP'}`,
         stop: () => c.stop(),
       };

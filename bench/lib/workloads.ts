@@ -15,6 +15,8 @@ export interface Plan {
   tiny: { size: number; concurrency: number; maxOps: number; maxMs: number };
   large: { size: number; count: number; maxMs: number };
   huge: { size: number };
+  /** KMS API calls (GenerateDataKey, Decrypt) on targets with a KMS (bench/lib/kms.ts). */
+  kms: { concurrency: number; maxOps: number; maxMs: number };
 }
 
 export function makePlan(quick: boolean): Plan {
@@ -25,6 +27,7 @@ export function makePlan(quick: boolean): Plan {
         tiny: { size: 4 * KiB, concurrency: 16, maxOps: 800, maxMs: 2_000 },
         large: { size: 256 * MiB, count: 1, maxMs: 30_000 },
         huge: { size: 256 * MiB },
+        kms: { concurrency: 16, maxOps: 800, maxMs: 2_000 },
       }
     : {
         quick,
@@ -32,6 +35,7 @@ export function makePlan(quick: boolean): Plan {
         tiny: { size: 4 * KiB, concurrency: 16, maxOps: 40_000, maxMs: 8_000 },
         large: { size: 256 * MiB, count: 3, maxMs: 120_000 },
         huge: { size: GiB },
+        kms: { concurrency: 16, maxOps: 40_000, maxMs: 5_000 },
       };
 }
 
@@ -198,25 +202,68 @@ function describe(p: PhaseResult): string {
   );
 }
 
+/** Stores a phase's figures in the result (and any failed requests as a problem) and prints them. */
+export function recordPhase(result: TargetResult, p: PhaseResult): void {
+  result.phases[p.name] = p;
+  progress(describe(p));
+  if (p.errors) result.problems.push(`${p.name}: ${p.errors} failed requests, first: ${p.firstError}`);
+}
+
+/** Reads `key` back into a SHA-256 and compares it with what was PUT (targets that store data). */
+async function verifyRoundTrip(target: Running, s3: S3Client, result: TargetResult, key: string, size: number, sha: string, label: string): Promise<void> {
+  if (!target.storesData) return;
+  const r = ok('GET', key, await s3.get(BUCKET, key, true));
+  expectBytes(r, size, key);
+  if (r.sha256 !== sha) {
+    result.problems.push(`${label}: SHA-256 of GET ${key} differs from what was PUT`);
+    throw new Error(`${label}: SHA-256 mismatch for ${key}`);
+  }
+  result.verified.push(`${label} SHA-256 ok`);
+}
+
+/**
+ * 4 KiB PUT then GET at the plan's tiny concurrency, as phases `PUT <label>` and `GET <label>`
+ * (label "4KiB" for the standard figures), with a warm-up and a SHA-256 round trip. `putHeaders`
+ * go on every PUT (e.g. SSE-KMS: x-amz-server-side-encryption: aws:kms, ...-aws-kms-key-id,
+ * ...-bucket-key-enabled); objects go under `prefix/`.
+ */
+export async function runTinyPutGet(
+  target: Running,
+  s3: S3Client,
+  plan: Plan,
+  result: TargetResult,
+  opts: { label: string; prefix: string; putHeaders?: Record<string, string> },
+): Promise<void> {
+  const { label, prefix, putHeaders } = opts;
+  const tiny = randomPayload(plan.tiny.size);
+  await measure(target, 'warmup', { concurrency: plan.tiny.concurrency, maxOps: 400, maxMs: 5_000 }, async (i) => {
+    ok('PUT', `${prefix}w`, await s3.put(BUCKET, `${prefix}w/${i}`, tiny.data, undefined, putHeaders));
+    expectBytes(ok('GET', `${prefix}w`, await s3.get(BUCKET, `${prefix}w/${i}`)), tiny.data.length, 'warmup');
+    return tiny.data.length;
+  });
+  const putTiny = await measure(target, `PUT ${label}`, plan.tiny, async (i) => {
+    ok('PUT', `${prefix}/${i}`, await s3.put(BUCKET, `${prefix}/${i}`, tiny.data, undefined, putHeaders));
+    return tiny.data.length;
+  });
+  recordPhase(result, putTiny);
+  const writtenTiny = Math.max(1, putTiny.ops);
+  recordPhase(
+    result,
+    await measure(target, `GET ${label}`, plan.tiny, async (i) => {
+      const key = `${prefix}/${i % writtenTiny}`;
+      const r = ok('GET', key, await s3.get(BUCKET, key));
+      expectBytes(r, tiny.data.length, key);
+      return r.bytes;
+    }),
+  );
+  await verifyRoundTrip(target, s3, result, `${prefix}/0`, tiny.data.length, tiny.sha256, label === '4KiB' ? '4 KiB' : label);
+}
+
 /** The 1 MiB, 4 KiB and 256 MiB phases against one started target. */
 export async function runStandard(target: Running, plan: Plan, result: TargetResult): Promise<void> {
   const s3 = new S3Client(target.endpoint, 64);
-  const phases = result.phases;
-  const record = (p: PhaseResult) => {
-    phases[p.name] = p;
-    progress(describe(p));
-    if (p.errors) result.problems.push(`${p.name}: ${p.errors} failed requests, first: ${p.firstError}`);
-  };
-  const verify = async (key: string, size: number, sha: string, label: string) => {
-    if (!target.storesData) return;
-    const r = ok('GET', key, await s3.get(BUCKET, key, true));
-    expectBytes(r, size, key);
-    if (r.sha256 !== sha) {
-      result.problems.push(`${label}: SHA-256 of GET ${key} differs from what was PUT`);
-      throw new Error(`${label}: SHA-256 mismatch for ${key}`);
-    }
-    result.verified.push(`${label} SHA-256 ok`);
-  };
+  const record = (p: PhaseResult) => recordPhase(result, p);
+  const verify = (key: string, size: number, sha: string, label: string) => verifyRoundTrip(target, s3, result, key, size, sha, label);
   try {
     await s3.createBucket(BUCKET);
     const idle: Record<string, number> = {};
@@ -250,27 +297,7 @@ export async function runStandard(target: Running, plan: Plan, result: TargetRes
     await verify('m1/0', small.data.length, small.sha256, '1 MiB');
 
     // ---- 4 KiB at concurrency 16 ----
-    const tiny = randomPayload(plan.tiny.size);
-    await measure(target, 'warmup', { concurrency: plan.tiny.concurrency, maxOps: 400, maxMs: 5_000 }, async (i) => {
-      ok('PUT', 'w4', await s3.put(BUCKET, `w4/${i}`, tiny.data));
-      expectBytes(ok('GET', 'w4', await s3.get(BUCKET, `w4/${i}`)), tiny.data.length, 'warmup');
-      return tiny.data.length;
-    });
-    const putTiny = await measure(target, 'PUT 4KiB', plan.tiny, async (i) => {
-      ok('PUT', `k4/${i}`, await s3.put(BUCKET, `k4/${i}`, tiny.data));
-      return tiny.data.length;
-    });
-    record(putTiny);
-    const writtenTiny = Math.max(1, putTiny.ops);
-    record(
-      await measure(target, 'GET 4KiB', plan.tiny, async (i) => {
-        const key = `k4/${i % writtenTiny}`;
-        const r = ok('GET', key, await s3.get(BUCKET, key));
-        expectBytes(r, tiny.data.length, key);
-        return r.bytes;
-      }),
-    );
-    await verify('k4/0', tiny.data.length, tiny.sha256, '4 KiB');
+    await runTinyPutGet(target, s3, plan, result, { label: '4KiB', prefix: 'k4' });
 
     // ---- 256 MiB, sequential ----
     const L = plan.large.size;
@@ -302,12 +329,7 @@ export async function runStandard(target: Running, plan: Plan, result: TargetRes
  */
 export async function runHuge(target: Running, plan: Plan, result: TargetResult): Promise<void> {
   const s3 = new S3Client(target.endpoint, 64);
-  const phases = result.phases;
-  const record = (p: PhaseResult) => {
-    phases[p.name] = p;
-    progress(describe(p));
-    if (p.errors) result.problems.push(`${p.name}: ${p.errors} failed requests, first: ${p.firstError}`);
-  };
+  const record = (p: PhaseResult) => recordPhase(result, p);
   try {
     await s3.createBucket(BUCKET);
     const idle: Record<string, number> = {};
