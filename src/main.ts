@@ -1,11 +1,12 @@
 // Composition root: config → adapters → services → listeners. The only file that names
 // concrete adapters. `startCoffer` is what `coffer server` runs and what tests start on port 0.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from './config/config.ts';
+import { ConfigError, type Config } from './config/config.ts';
 import { startListeners, type Listeners } from './http/server.ts';
 import { loadOrCreateTls, type TlsMaterial } from './http/tls.ts';
 import { createKmsHandler, isKmsRequest } from './kms/api/handler.ts';
+import { KmsQuota } from './kms/quota.ts';
 import { KmsService } from './kms/service.ts';
 import { createS3Handler, type RequestHandler } from './s3api/app.ts';
 import { Authorizer } from './service/authorization.ts';
@@ -44,6 +45,16 @@ export async function openStores(config: Config): Promise<Stores> {
     await meta.close();
     throw e;
   }
+}
+
+/**
+ * The data directory's metadata store alone, without the root key: the audit commands read and
+ * verify the KMS audit trail with it (the trail holds nothing secret).
+ */
+export function openMetadataStore(config: Config): MetadataStore {
+  const path = join(config.dataDir, 'metadata.db');
+  if (!existsSync(path)) throw new ConfigError(`no Coffer data directory at ${config.dataDir} (${path} does not exist)`);
+  return new SqliteMetadataStore(path);
 }
 
 export interface AccessServices {
@@ -114,6 +125,8 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
     accountId: access.accountId,
     region: config.region,
     identityPolicies: async (p) => (p.type === 'IAMUser' && p.userName ? (await access.policies.userPolicies(p.userName)).map((x) => x.policy) : []),
+    ...(config.kmsQuota > 0 ? { quota: new KmsQuota({ limit: config.kmsQuota }) } : {}),
+    log,
   });
   const kmsHandler = createKmsHandler({ kms, credentials: (id) => access.identities.lookup(id), region: config.region, log });
   const s3Handler = createS3Handler({

@@ -1,16 +1,18 @@
 // The `coffer` command: `coffer server` runs the S3 endpoint; `coffer admin ...` manages the
 // data directory's keys, users and policies (it opens the same stores, so it works beside a
 // running server, which sees identity and policy changes within a few seconds).
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type RawOptions } from '../config/config.ts';
-import { accessServices, openStores, startCoffer, type AccessServices, type Stores } from '../main.ts';
+import { verifyAuditTrail, type CloudTrailEvent } from '../kms/audit.ts';
+import { accessServices, openMetadataStore, openStores, startCoffer, type AccessServices, type Stores } from '../main.ts';
 import { isPolicyError } from '../policy/index.ts';
 import { simulate } from '../service/authorization.ts';
 import { BootstrapError } from '../service/bootstrap.ts';
 import { IdentityError } from '../service/identities.ts';
 import { createLogger } from '../shared/logger.ts';
+import type { AuditQuery, AuditRecord, MetadataStore } from '../storage/ports.ts';
 import { banner } from './banner.ts';
 
 const program = new Command();
@@ -37,6 +39,7 @@ dataDirOptions(
     .option('--master-key-rotation-days <days>', 'rotate the SSE-S3 master key after this many days, 0 = never (env COFFER_MASTER_KEY_ROTATION_DAYS; default 90)')
     .option('--account-id <id>', 'the account\'s 12-digit id, used in every ARN (env COFFER_ACCOUNT_ID; default: generated at first start, then fixed)')
     .option('--bootstrap <file>', 'JSON file of users, access keys, policies and bucket policies applied at every start (env COFFER_BOOTSTRAP: a path or the JSON itself)')
+    .option('--kms-quota <n>', 'KMS cryptographic operations (Encrypt, Decrypt, GenerateDataKey...) per second per account on this node, 0 = no quota (env COFFER_KMS_QUOTA; default 5500)')
     .addOption(new Option('--log-level <level>', 'log level (env COFFER_LOG_LEVEL; default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',
@@ -335,6 +338,184 @@ dataDirOptions(admin.command('root-credentials').description('Print the root acc
     });
   },
 );
+
+// ---- the KMS audit trail ----
+
+const audit = program.command('audit').description('The KMS audit trail (every KMS call, CloudTrail-shaped, hash-chained): list, tail, verify, export');
+
+function auditDirOption(cmd: Command): Command {
+  return cmd.option('--data-dir <dir>', 'data directory (env COFFER_DATA_DIR); the root key is not needed');
+}
+
+async function withAudit<T>(opts: RawOptions, fn: (store: MetadataStore) => Promise<T>): Promise<T> {
+  const store = openMetadataStore(loadConfig({ dataDir: opts.dataDir, httpsAddress: 'off', httpAddress: '127.0.0.1:0' }));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function parseTime(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new ConfigError(`${flag}: an ISO 8601 time such as 2026-01-31T12:00:00Z, got "${text}"`);
+  return t;
+}
+
+function parseCount(text: string | undefined, flag: string, def: number): number {
+  if (text === undefined) return def;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1) throw new ConfigError(`${flag}: a positive whole number, got "${text}"`);
+  return n;
+}
+
+/** --key as a key id, key ARN, alias name or alias ARN → the key id. */
+async function auditKeyId(store: MetadataStore, key: string): Promise<string> {
+  const arn = /^arn:aws:kms:[^:]*:\d{12}:(key\/.+|alias\/.+)$/.exec(key);
+  const rest = arn ? arn[1]! : key;
+  if (rest.startsWith('key/')) return rest.slice(4);
+  if (rest.startsWith('alias/')) {
+    const a = await store.getKmsAlias(rest);
+    if (!a) throw new ConfigError(`--key: no alias ${rest} (aliases of deleted keys are gone: give the key id)`);
+    return a.keyId;
+  }
+  return rest;
+}
+
+interface AuditFilterOpts extends RawOptions {
+  key?: string;
+  principal?: string;
+  operation?: string;
+  error?: string;
+  since?: string;
+  until?: string;
+}
+
+async function auditQuery(store: MetadataStore, o: AuditFilterOpts): Promise<AuditQuery> {
+  const since = parseTime(o.since, '--since');
+  const until = parseTime(o.until, '--until');
+  return {
+    ...(o.key !== undefined ? { keyId: await auditKeyId(store, o.key) } : {}),
+    ...(o.principal !== undefined ? { principalArn: o.principal } : {}),
+    ...(o.operation !== undefined ? { eventName: o.operation } : {}),
+    ...(o.error !== undefined ? { errorCode: o.error } : {}),
+    ...(since !== undefined ? { since } : {}),
+    ...(until !== undefined ? { until } : {}),
+  };
+}
+
+function auditFilters(cmd: Command): Command {
+  return cmd
+    .option('--key <key>', 'events naming this KMS key (key id, key ARN, alias or alias ARN)')
+    .option('--principal <arn>', 'events by this principal (arn:aws:iam::<account>:user/NAME, ...:root)')
+    .option('--operation <name>', 'events of this operation (GenerateDataKey, Decrypt, CreateKey, DeleteKey...)')
+    .option('--error <code>', 'failed calls with this error code (AccessDeniedException, ThrottlingException...)')
+    .option('--since <iso>', 'events at or after this time')
+    .option('--until <iso>', 'events before this time');
+}
+
+/** Pages through matching records (by sequence number) until `limit`. */
+async function* auditRecords(store: MetadataStore, q: AuditQuery, limit = Infinity): AsyncGenerator<AuditRecord> {
+  let after = q.afterSeq ?? 0;
+  let n = 0;
+  while (n < limit) {
+    const page = await store.listAudit({ ...q, afterSeq: after, limit: Math.min(1000, limit - n) });
+    if (page.length === 0) return;
+    for (const r of page) {
+      yield r;
+      after = r.seq;
+      n++;
+    }
+  }
+}
+
+function auditLine(r: AuditRecord): string {
+  const e = JSON.parse(r.event) as CloudTrailEvent;
+  const who = e.userIdentity.arn ?? e.userIdentity.invokedBy ?? '-';
+  const via = e.userIdentity.arn && e.userIdentity.invokedBy ? ` via ${e.userIdentity.invokedBy}` : '';
+  const keys = r.keyIds.length ? r.keyIds.join(',') : '-';
+  const outcome = e.errorCode ? `${e.errorCode}` : 'OK';
+  return `${String(r.seq).padStart(6)}  ${e.eventTime}  ${e.eventName.padEnd(31)} ${outcome.padEnd(24)} ${who}${via}  key ${keys}`;
+}
+
+/** One JSON line: the sequence number, the chain hash, and the event exactly as hashed. */
+function auditJsonLine(r: AuditRecord): string {
+  return `{"seq":${r.seq},"hash":"${r.hash}","event":${r.event}}`;
+}
+
+auditDirOption(auditFilters(audit.command('list').description('List events, oldest first, by the filters given')))
+  .option('--limit <n>', 'at most this many events (default 1000)')
+  .option('--json', 'print JSON lines ({"seq", "hash", "event"})')
+  .action(async (opts: AuditFilterOpts & { limit?: string; json?: boolean }) => {
+    await withAudit(opts, async (store) => {
+      const q = await auditQuery(store, opts);
+      for await (const r of auditRecords(store, q, parseCount(opts.limit, '--limit', 1000))) console.log(opts.json ? auditJsonLine(r) : auditLine(r));
+    });
+  });
+
+auditDirOption(audit.command('tail').description('The newest events; with --follow, then every new one as it is recorded'))
+  .option('-n, --lines <n>', 'how many of the newest events (default 20)')
+  .option('--follow', 'keep printing new events (until interrupted)')
+  .option('--interval-ms <ms>', 'with --follow: how often to look for new events', '1000')
+  .option('--json', 'print JSON lines ({"seq", "hash", "event"})')
+  .action(async (opts: RawOptions & { lines?: string; follow?: boolean; intervalMs: string; json?: boolean }) => {
+    await withAudit(opts, async (store) => {
+      const print = (r: AuditRecord) => console.log(opts.json ? auditJsonLine(r) : auditLine(r));
+      const head = await store.auditHead();
+      let after = Math.max(0, (head?.seq ?? 0) - parseCount(opts.lines, '--lines', 20));
+      for await (const r of auditRecords(store, { afterSeq: after })) {
+        print(r);
+        after = r.seq;
+      }
+      if (!opts.follow) return;
+      const interval = parseCount(opts.intervalMs, '--interval-ms', 1000);
+      let stop = false;
+      process.once('SIGINT', () => (stop = true));
+      process.once('SIGTERM', () => (stop = true));
+      while (!stop) {
+        await new Promise((r) => setTimeout(r, interval));
+        for await (const r of auditRecords(store, { afterSeq: after })) {
+          print(r);
+          after = r.seq;
+        }
+      }
+    });
+  });
+
+auditDirOption(audit.command('verify').description('Recompute the hash chain from the first event; exit 1 naming the first event that fails'))
+  .option('--json', 'print JSON')
+  .action(async (opts: RawOptions & { json?: boolean }) => {
+    await withAudit(opts, async (store) => {
+      const r = await verifyAuditTrail(store);
+      if (opts.json) console.log(JSON.stringify(r, null, 2));
+      else if (r.ok) console.log(`audit trail intact: ${r.count} events${r.head ? ` (head: event ${r.head.seq}, sha256 ${r.head.hash})` : ''}`);
+      else console.log(`audit trail BROKEN at event ${r.firstBad!.seq}: ${r.firstBad!.reason} (${r.count} events before it verified)`);
+      process.exitCode = r.ok ? 0 : 1;
+    });
+  });
+
+auditDirOption(auditFilters(audit.command('export').description('Write events as JSON lines ({"seq", "hash", "event"}: the event exactly as hashed)')))
+  .option('--after-seq <n>', 'only events after this sequence number')
+  .option('--out <file>', 'write to this file instead of stdout')
+  .action(async (opts: AuditFilterOpts & { afterSeq?: string; out?: string }) => {
+    await withAudit(opts, async (store) => {
+      const q = { ...(await auditQuery(store, opts)), ...(opts.afterSeq !== undefined ? { afterSeq: Number(opts.afterSeq) } : {}) };
+      const out: NodeJS.WritableStream = opts.out ? createWriteStream(opts.out, { mode: 0o600 }) : process.stdout;
+      let n = 0;
+      for await (const r of auditRecords(store, q)) {
+        if (!out.write(auditJsonLine(r) + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        n++;
+      }
+      if (opts.out) {
+        await new Promise<void>((resolve, reject) => {
+          out.once('error', reject);
+          out.end(() => resolve());
+        });
+        console.error(`exported ${n} events to ${opts.out}`);
+      }
+    });
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

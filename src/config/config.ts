@@ -27,6 +27,8 @@ export interface Config {
   readonly accountId?: string;
   /** Declarative identities and bucket policies applied at start: a file path, or inline JSON. */
   readonly bootstrap?: string;
+  /** KMS cryptographic operations per second per account (this node); 0 = no quota. */
+  readonly kmsQuota: number;
 }
 
 export interface RawOptions {
@@ -44,6 +46,7 @@ export interface RawOptions {
   logLevel?: string;
   accountId?: string;
   bootstrap?: string;
+  kmsQuota?: string | number;
 }
 
 export class ConfigError extends Error {}
@@ -95,6 +98,9 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   const bootstrap = pick(opts.bootstrap, 'COFFER_BOOTSTRAP')?.trim() || undefined;
   const region = pick(opts.region, 'COFFER_REGION', 'us-east-1')!;
   if (!/^[a-z0-9-]{1,32}$/.test(region)) throw new ConfigError('--region: lower-case letters, digits and dashes');
+  const kmsQuotaText = pick(opts.kmsQuota?.toString(), 'COFFER_KMS_QUOTA', '5500')!.trim();
+  const kmsQuota = Number(kmsQuotaText);
+  if (!/^\d+$/.test(kmsQuotaText) || !Number.isSafeInteger(kmsQuota)) throw new ConfigError(`--kms-quota: requests per second, a whole number (0 = no quota), got "${kmsQuotaText}"`);
   return Object.freeze({
     dataDir: pick(opts.dataDir, 'COFFER_DATA_DIR', './data')!,
     http,
@@ -112,5 +118,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     logLevel: pick(opts.logLevel, 'COFFER_LOG_LEVEL', 'info')!,
     accountId,
     bootstrap,
+    kmsQuota,
   });
 }

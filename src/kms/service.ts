@@ -3,16 +3,21 @@
 // root key; key states, aliases, rotation, key policies and tags; the cryptographic
 // operations with the encryption context bound as AAD. Every call is authorized here, with the
 // key policy and the caller's identity policies (kms/authorize.ts), so S3 (later) calls the
-// same methods with the requesting principal. Stored through the KmsStore port. docs/kms.md.
+// same methods with the requesting principal. Stored through the KmsStore port. Every operation
+// is recorded in the audit trail (kms/audit.ts, AuditStore port) and the cryptographic ones are
+// counted against the request quota (kms/quota.ts). docs/kms.md.
 import { randomUUID } from 'node:crypto';
 import { labelAad, seal, unseal } from '../crypto/envelope.ts';
 import { SecretKey, systemRng, type Rng } from '../crypto/keys.ts';
 import { isPolicyError, parsePolicy, type ContextValue, type Policy } from '../policy/index.ts';
 import type { Principal } from '../service/identities.ts';
-import type { KmsAliasRecord, KmsKeyRecord, KmsMaterialRecord, KmsStore, KmsTag } from '../storage/ports.ts';
+import type { AuditStore, KmsAliasRecord, KmsKeyRecord, KmsMaterialRecord, KmsStore, KmsTag } from '../storage/ports.ts';
 import { authorizeKms, accessDeniedMessage, type KmsDecisionInput } from './authorize.ts';
 import { decryptBlob, encryptBlob, isKeyUuid, parseBlobHeader, type EncryptionContext } from './blob.ts';
 import { KmsError } from './errors.ts';
+import { apiEvent, serviceEvent, toAppend, type CloudTrailEvent } from './audit.ts';
+import { QUOTA_OPERATIONS, THROTTLING_MESSAGE, type KmsQuota, type QuotaStatus } from './quota.ts';
+import type { Logger } from '../shared/logger.ts';
 
 export const MATERIAL_LABEL = 'coffer/kms-material/v1';
 export const MAX_PLAINTEXT = 4096;
@@ -33,6 +38,15 @@ export interface KmsCaller {
   /** kms:ViaService, when another service (S3) calls on the principal's behalf. */
   viaService?: string;
   conditionKeys?: Record<string, ContextValue>;
+  // For the audit trail (docs/kms.md, "Audit trail"); each is optional.
+  /** The client's IP address (CloudTrail sourceIPAddress). */
+  sourceIp?: string;
+  /** The client's User-Agent. */
+  userAgent?: string;
+  /** The request id the client saw (x-amzn-RequestId, or S3's x-amz-request-id). */
+  requestId?: string;
+  /** The access key that signed the request (default: the principal's). */
+  accessKeyId?: string;
 }
 
 export interface KeyMetadata {
@@ -72,7 +86,8 @@ export interface Page<T> {
 }
 
 export interface KmsDeps {
-  store: KmsStore;
+  /** Keys and the audit trail (every call appends an event). */
+  store: KmsStore & AuditStore;
   root: SecretKey;
   accountId: string;
   region: string;
@@ -80,6 +95,10 @@ export interface KmsDeps {
   identityPolicies: (principal: Principal) => Promise<readonly Policy[]>;
   now?: () => number;
   rng?: Rng;
+  /** The request-rate quota of the cryptographic operations (absent: no quota). */
+  quota?: KmsQuota;
+  /** For what cannot be answered to a caller (an audit event that could not be stored). */
+  log?: Logger;
 }
 
 export function defaultKeyPolicy(accountId: string): string {
@@ -161,7 +180,7 @@ function validateTags(tags: KmsTag[]): void {
 const seconds = (ms: number) => ms / 1000;
 
 export class KmsService {
-  private readonly store: KmsStore;
+  private readonly store: KmsStore & AuditStore;
   private readonly now: () => number;
   private readonly rng: Rng;
   private managedCreating: Promise<KmsKeyRecord> | undefined;
@@ -189,11 +208,13 @@ export class KmsService {
     const now = this.now();
     if (k.state === 'PendingDeletion' && k.deletionDate !== undefined && k.deletionDate <= now) {
       // The window has ended: the material is destroyed, and with it everything encrypted under the key.
-      await this.store.deleteKmsKey(keyId);
+      await this.shred(keyId);
       return undefined;
     }
     if (k.rotationEnabled && k.state === 'Enabled' && k.nextRotation !== undefined && k.nextRotation <= now) {
-      await this.addMaterial(k, 'AUTOMATIC');
+      if (await this.addMaterial(k, 'AUTOMATIC')) {
+        await this.appendEvent(serviceEvent({ eventName: 'RotateKey', time: now, region: this.deps.region, accountId: this.deps.accountId, keyArn: this.keyArn(keyId), additionalEventData: { rotationType: 'AUTOMATIC' } }));
+      }
       return this.store.getKmsKey(keyId);
     }
     return k;
@@ -287,13 +308,13 @@ export class KmsService {
     }
   }
 
-  private async addMaterial(k: KmsKeyRecord, origin: 'AUTOMATIC' | 'ON_DEMAND'): Promise<void> {
+  private async addMaterial(k: KmsKeyRecord, origin: 'AUTOMATIC' | 'ON_DEMAND'): Promise<boolean> {
     const next = k.currentMaterial + 1;
     const m = this.sealMaterial(k.keyId, next, origin);
     const update: KmsKeyRecord = { ...k, currentMaterial: next };
     if (k.rotationEnabled && k.rotationPeriodInDays) update.nextRotation = this.now() + k.rotationPeriodInDays * DAY_MS;
     // false: another rotation got there first, which is as good.
-    await this.store.addKmsMaterial(m, update);
+    return this.store.addKmsMaterial(m, update);
   }
 
   metadata(k: KmsKeyRecord): KeyMetadata {
@@ -376,9 +397,297 @@ export class KmsService {
     if (k.state === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${this.keyArn(k.keyId)} is pending deletion.`);
   }
 
+  // ---- the operations: quota, audit trail, then the work (docs/kms.md, "Audit trail") ----
+
+  /** Errors this service has already recorded in the audit trail (the API adapter records the others). */
+  private readonly auditedErrors = new WeakSet<object>();
+  private readonly shredding = new Map<string, Promise<void>>();
+
+  /** Whether the audit trail already has an event for this error (thrown by an operation). */
+  wasAudited(err: unknown): boolean {
+    return typeof err === 'object' && err !== null && this.auditedErrors.has(err);
+  }
+
+  /** The request-rate quota: its limit and, per account, current rate and throttle counts (this node). */
+  quotaStatus(): QuotaStatus {
+    return this.deps.quota?.status() ?? { limit: 0, scope: 'node', accounts: [] };
+  }
+
+  private lastThrottleLog = 0;
+
+  /** Throttling is logged (at most every 10 s) so an operator sees it without asking. */
+  private throttled(accountId: string): void {
+    const t = this.now();
+    if (t - this.lastThrottleLog < 10_000) return;
+    this.lastThrottleLog = t;
+    const a = this.quotaStatus().accounts.find((x) => x.accountId === accountId);
+    this.deps.log?.warn({ accountId, limit: this.deps.quota?.limit, throttledTotal: a?.throttledTotal, allowedLastSecond: a?.allowedLastSecond }, 'KMS requests throttled: over the request quota of this node');
+  }
+
+  private async appendEvent(e: CloudTrailEvent, time = this.now()): Promise<void> {
+    await this.store.appendAudit([toAppend(e, time)]);
+  }
+
+  /**
+   * Records a call that failed before it reached an operation (a malformed request the API
+   * adapter refused after authenticating it). Never throws.
+   */
+  async recordFailure(caller: KmsCaller, eventName: string, err: unknown): Promise<void> {
+    if (this.wasAudited(err)) return;
+    const e = err instanceof KmsError ? err : internalError();
+    try {
+      await this.appendEvent(
+        apiEvent({ caller, eventName: eventName.slice(0, 128), time: this.now(), region: this.deps.region, accountId: this.deps.accountId, requestParameters: null, keyArns: [], error: { code: e.type, message: e.message } }),
+      );
+    } catch (auditErr) {
+      this.deps.log?.error({ err: auditErr, eventName }, 'could not record a failed KMS call in the audit trail');
+    }
+    if (typeof err === 'object' && err !== null) this.auditedErrors.add(err);
+  }
+
+  /**
+   * One audited operation: the quota (cryptographic operations), the work, then its event.
+   * The event is durable before the answer goes out; if it cannot be stored the call fails
+   * (KMSInternalException) and any plaintext is wiped: no record, no key.
+   */
+  private async call<T>(
+    caller: KmsCaller,
+    eventName: string,
+    requestParameters: Record<string, unknown> | null,
+    fn: () => Promise<T>,
+    opts: { keyIds?: unknown[]; blob?: Buffer; keyArns?: (r: T) => string[]; response?: (r: T) => Record<string, unknown> | null } = {},
+  ): Promise<T> {
+    const time = this.now();
+    const base = { caller, eventName, time, region: this.deps.region, accountId: this.deps.accountId, requestParameters: prune(requestParameters) };
+    let result: T;
+    try {
+      if (this.deps.quota && QUOTA_OPERATIONS.has(eventName) && !this.deps.quota.tryTake(caller.principal.account)) {
+        this.throttled(caller.principal.account);
+        throw new KmsError('ThrottlingException', THROTTLING_MESSAGE);
+      }
+      result = await fn();
+    } catch (err) {
+      const e = err instanceof KmsError ? err : internalError();
+      try {
+        await this.appendEvent(apiEvent({ ...base, keyArns: await this.peekKeyArns(opts.keyIds ?? [], opts.blob), error: { code: e.type, message: e.message } }), time);
+      } catch (auditErr) {
+        this.deps.log?.error({ err: auditErr, eventName }, 'could not record a failed KMS call in the audit trail');
+      }
+      if (typeof err === 'object' && err !== null) this.auditedErrors.add(err);
+      throw err;
+    }
+    try {
+      const keyArns = opts.keyArns ? opts.keyArns(result) : await this.peekKeyArns(opts.keyIds ?? []);
+      await this.appendEvent(apiEvent({ ...base, keyArns, responseElements: opts.response ? opts.response(result) : null }), time);
+    } catch (auditErr) {
+      wipe(result);
+      this.deps.log?.error({ err: auditErr, eventName }, 'could not record a KMS call in the audit trail: the call fails');
+      const e = internalError();
+      this.auditedErrors.add(e);
+      throw e;
+    }
+    return result;
+  }
+
+  /** The keys a request names, for its event, without side effects (no deletion, rotation, creation). */
+  private async peekKeyArns(ids: unknown[], blob?: Buffer): Promise<string[]> {
+    const out: string[] = [];
+    for (const id of ids) {
+      if (typeof id !== 'string' || id.length > 2048) continue;
+      const arn = /^arn:aws:kms:([^:]*):(\d{12}):(key\/.+|alias\/.+)$/.exec(id);
+      if (arn && (arn[1] !== this.deps.region || arn[2] !== this.deps.accountId)) continue;
+      const rest = arn ? arn[3]! : id;
+      if (rest.startsWith('alias/')) {
+        const a = await this.store.getKmsAlias(rest);
+        if (a) out.push(this.keyArn(a.keyId));
+      } else {
+        const keyId = rest.startsWith('key/') ? rest.slice(4) : rest;
+        if (isKeyUuid(keyId)) out.push(this.keyArn(keyId));
+      }
+    }
+    if (blob) {
+      const h = parseBlobHeader(blob);
+      if (h) out.push(this.keyArn(h.keyId));
+    }
+    return [...new Set(out)];
+  }
+
+  /** Deletes a key whose window has ended, recording DeleteKey (by KMS itself) in the same commit. */
+  private shred(keyId: string): Promise<void> {
+    let p = this.shredding.get(keyId);
+    if (!p) {
+      const event = serviceEvent({ eventName: 'DeleteKey', time: this.now(), region: this.deps.region, accountId: this.deps.accountId, keyArn: this.keyArn(keyId) });
+      // Both are queued in the same turn, so the group commit writes them in one transaction.
+      p = Promise.all([this.appendEvent(event), this.store.deleteKmsKey(keyId)])
+        .then(() => undefined)
+        .finally(() => this.shredding.delete(keyId));
+      this.shredding.set(keyId, p);
+    }
+    return p;
+  }
+
+  createKey(caller: KmsCaller, input: CreateKeyInput): Promise<KeyMetadata> {
+    const params = {
+      description: input.description,
+      keyUsage: input.keyUsage ?? 'ENCRYPT_DECRYPT',
+      keySpec: input.keySpec ?? 'SYMMETRIC_DEFAULT',
+      origin: input.origin ?? 'AWS_KMS',
+      multiRegion: input.multiRegion ?? false,
+      bypassPolicyLockoutSafetyCheck: input.bypassPolicyLockoutSafetyCheck ?? false,
+      policy: input.policy,
+      tags: input.tags?.map((t) => ({ tagKey: t.key, tagValue: t.value })),
+    };
+    return this.call(caller, 'CreateKey', params, () => this.doCreateKey(caller, input), {
+      keyArns: (m) => [m.Arn],
+      response: (m) => ({ keyMetadata: { AWSAccountId: m.AWSAccountId, keyId: m.KeyId, arn: m.Arn, keyState: m.KeyState, keyManager: m.KeyManager, keySpec: m.KeySpec, keyUsage: m.KeyUsage, origin: m.Origin } }),
+    });
+  }
+
+  describeKey(caller: KmsCaller, keyId: unknown): Promise<KeyMetadata> {
+    return this.call(caller, 'DescribeKey', { keyId }, () => this.doDescribeKey(caller, keyId), { keyIds: [keyId], keyArns: (m) => [m.Arn] });
+  }
+
+  listKeys(caller: KmsCaller, limit?: number, marker?: string): Promise<Page<{ KeyId: string; KeyArn: string }>> {
+    return this.call(caller, 'ListKeys', { limit, marker }, () => this.doListKeys(caller, limit, marker), { keyArns: () => [] });
+  }
+
+  enableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
+    return this.call(caller, 'EnableKey', { keyId }, () => this.doEnableKey(caller, keyId), { keyIds: [keyId] });
+  }
+
+  disableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
+    return this.call(caller, 'DisableKey', { keyId }, () => this.doDisableKey(caller, keyId), { keyIds: [keyId] });
+  }
+
+  scheduleKeyDeletion(caller: KmsCaller, keyId: unknown, days?: number): Promise<{ keyArn: string; deletionDate: number; state: 'PendingDeletion'; days: number }> {
+    return this.call(caller, 'ScheduleKeyDeletion', { keyId, pendingWindowInDays: days }, () => this.doScheduleKeyDeletion(caller, keyId, days), {
+      keyIds: [keyId],
+      keyArns: (r) => [r.keyArn],
+      response: (r) => ({ keyId: r.keyArn, keyState: r.state, deletionDate: new Date(r.deletionDate * 1000).toISOString(), pendingWindowInDays: r.days }),
+    });
+  }
+
+  cancelKeyDeletion(caller: KmsCaller, keyId: unknown): Promise<string> {
+    return this.call(caller, 'CancelKeyDeletion', { keyId }, () => this.doCancelKeyDeletion(caller, keyId), { keyIds: [keyId], keyArns: (arn) => [arn], response: (arn) => ({ keyId: arn }) });
+  }
+
+  createAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
+    return this.call(caller, 'CreateAlias', { aliasName, targetKeyId }, () => this.doCreateAlias(caller, aliasName, targetKeyId), { keyIds: [targetKeyId] });
+  }
+
+  async updateAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
+    // The alias's old key and the new one, looked up before the update re-points it.
+    const arns = await this.peekKeyArns([aliasName, targetKeyId]);
+    return this.call(caller, 'UpdateAlias', { aliasName, targetKeyId }, () => this.doUpdateAlias(caller, aliasName, targetKeyId), { keyIds: [aliasName, targetKeyId], keyArns: () => arns });
+  }
+
+  async deleteAlias(caller: KmsCaller, aliasName: unknown): Promise<void> {
+    const arns = await this.peekKeyArns([aliasName]);
+    return this.call(caller, 'DeleteAlias', { aliasName }, () => this.doDeleteAlias(caller, aliasName), { keyIds: [aliasName], keyArns: () => arns });
+  }
+
+  listAliases(caller: KmsCaller, keyId?: unknown, limit?: number, marker?: string): Promise<Page<KmsAliasRecord & { arn: string }>> {
+    return this.call(caller, 'ListAliases', { keyId, limit, marker }, () => this.doListAliases(caller, keyId, limit, marker), { keyIds: [keyId] });
+  }
+
+  encrypt(caller: KmsCaller, keyId: unknown, plaintext: Buffer, context: unknown): Promise<{ blob: Buffer; keyArn: string }> {
+    return this.call(caller, 'Encrypt', { keyId, encryptionContext: context, encryptionAlgorithm: 'SYMMETRIC_DEFAULT' }, () => this.doEncrypt(caller, keyId, plaintext, context), {
+      keyIds: [keyId],
+      keyArns: (r) => [r.keyArn],
+    });
+  }
+
+  decrypt(caller: KmsCaller, blob: Buffer, context: unknown, keyId?: unknown): Promise<{ plaintext: Buffer; keyArn: string }> {
+    return this.call(caller, 'Decrypt', { keyId, encryptionContext: context, encryptionAlgorithm: 'SYMMETRIC_DEFAULT' }, () => this.doDecrypt(caller, blob, context, keyId), {
+      keyIds: [keyId],
+      blob,
+      keyArns: (r) => [r.keyArn],
+    });
+  }
+
+  reEncrypt(
+    caller: KmsCaller,
+    input: { blob: Buffer; sourceContext?: unknown; sourceKeyId?: unknown; destinationKeyId: unknown; destinationContext?: unknown },
+  ): Promise<{ blob: Buffer; sourceKeyArn: string; keyArn: string }> {
+    const params = {
+      sourceKeyId: input.sourceKeyId,
+      destinationKeyId: input.destinationKeyId,
+      sourceEncryptionContext: input.sourceContext,
+      destinationEncryptionContext: input.destinationContext,
+      sourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      destinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    };
+    return this.call(caller, 'ReEncrypt', params, () => this.doReEncrypt(caller, input), {
+      keyIds: [input.sourceKeyId, input.destinationKeyId],
+      blob: input.blob,
+      keyArns: (r) => [...new Set([r.sourceKeyArn, r.keyArn])],
+    });
+  }
+
+  generateDataKey(
+    caller: KmsCaller,
+    input: { keyId: unknown; keySpec?: unknown; numberOfBytes?: unknown; context?: unknown; withPlaintext: boolean },
+  ): Promise<{ blob: Buffer; plaintext?: Buffer; keyArn: string }> {
+    const params = { keyId: input.keyId, keySpec: input.keySpec, numberOfBytes: input.numberOfBytes, encryptionContext: input.context };
+    return this.call(caller, input.withPlaintext ? 'GenerateDataKey' : 'GenerateDataKeyWithoutPlaintext', params, () => this.doGenerateDataKey(caller, input), {
+      keyIds: [input.keyId],
+      keyArns: (r) => [r.keyArn],
+    });
+  }
+
+  generateRandom(caller: KmsCaller, numberOfBytes: unknown): Promise<Buffer> {
+    return this.call(caller, 'GenerateRandom', { numberOfBytes }, () => this.doGenerateRandom(caller, numberOfBytes), { keyArns: () => [] });
+  }
+
+  enableKeyRotation(caller: KmsCaller, keyId: unknown, periodInDays?: number): Promise<void> {
+    return this.call(caller, 'EnableKeyRotation', { keyId, rotationPeriodInDays: periodInDays }, () => this.doEnableKeyRotation(caller, keyId, periodInDays), { keyIds: [keyId] });
+  }
+
+  disableKeyRotation(caller: KmsCaller, keyId: unknown): Promise<void> {
+    return this.call(caller, 'DisableKeyRotation', { keyId }, () => this.doDisableKeyRotation(caller, keyId), { keyIds: [keyId] });
+  }
+
+  getKeyRotationStatus(caller: KmsCaller, keyId: unknown): Promise<{ enabled: boolean; keyArn: string; periodInDays?: number; nextRotation?: number }> {
+    return this.call(caller, 'GetKeyRotationStatus', { keyId }, () => this.doGetKeyRotationStatus(caller, keyId), { keyIds: [keyId], keyArns: (r) => [r.keyArn] });
+  }
+
+  rotateKeyOnDemand(caller: KmsCaller, keyId: unknown): Promise<string> {
+    return this.call(caller, 'RotateKeyOnDemand', { keyId }, () => this.doRotateKeyOnDemand(caller, keyId), { keyIds: [keyId], keyArns: (arn) => [arn], response: (arn) => ({ keyId: arn }) });
+  }
+
+  listKeyRotations(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<{ KeyId: string; RotationDate: number; RotationType: 'AUTOMATIC' | 'ON_DEMAND' }>> {
+    return this.call(caller, 'ListKeyRotations', { keyId, limit, marker }, () => this.doListKeyRotations(caller, keyId, limit, marker), { keyIds: [keyId] });
+  }
+
+  putKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown, text: unknown, bypass?: boolean): Promise<void> {
+    return this.call(caller, 'PutKeyPolicy', { keyId, policyName: policyName ?? 'default', policy: text, bypassPolicyLockoutSafetyCheck: bypass ?? false }, () => this.doPutKeyPolicy(caller, keyId, policyName, text, bypass), {
+      keyIds: [keyId],
+    });
+  }
+
+  getKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown): Promise<string> {
+    return this.call(caller, 'GetKeyPolicy', { keyId, policyName }, () => this.doGetKeyPolicy(caller, keyId, policyName), { keyIds: [keyId] });
+  }
+
+  listKeyPolicies(caller: KmsCaller, keyId: unknown): Promise<string[]> {
+    return this.call(caller, 'ListKeyPolicies', { keyId }, () => this.doListKeyPolicies(caller, keyId), { keyIds: [keyId] });
+  }
+
+  tagResource(caller: KmsCaller, keyId: unknown, tags: KmsTag[]): Promise<void> {
+    return this.call(caller, 'TagResource', { keyId, tags: tags.map((t) => ({ tagKey: t.key, tagValue: t.value })) }, () => this.doTagResource(caller, keyId, tags), { keyIds: [keyId] });
+  }
+
+  untagResource(caller: KmsCaller, keyId: unknown, tagKeys: string[]): Promise<void> {
+    return this.call(caller, 'UntagResource', { keyId, tagKeys }, () => this.doUntagResource(caller, keyId, tagKeys), { keyIds: [keyId] });
+  }
+
+  listResourceTags(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<KmsTag>> {
+    return this.call(caller, 'ListResourceTags', { keyId, limit, marker }, () => this.doListResourceTags(caller, keyId, limit, marker), { keyIds: [keyId] });
+  }
+
   // ---- keys ----
 
-  async createKey(caller: KmsCaller, input: CreateKeyInput): Promise<KeyMetadata> {
+  private async doCreateKey(caller: KmsCaller, input: CreateKeyInput): Promise<KeyMetadata> {
     if (input.keyUsage !== undefined && input.keyUsage !== 'ENCRYPT_DECRYPT') {
       throw new KmsError('UnsupportedOperationException', `KeyUsage ${input.keyUsage} is not supported: Coffer has symmetric ENCRYPT_DECRYPT keys only`);
     }
@@ -408,13 +717,13 @@ export class KmsService {
     }
   }
 
-  async describeKey(caller: KmsCaller, keyId: unknown): Promise<KeyMetadata> {
+  private async doDescribeKey(caller: KmsCaller, keyId: unknown): Promise<KeyMetadata> {
     const k = await this.resolve(keyId);
     await this.authorize(caller, 'kms:DescribeKey', k);
     return this.metadata(k);
   }
 
-  async listKeys(caller: KmsCaller, limit?: number, marker?: string): Promise<Page<{ KeyId: string; KeyArn: string }>> {
+  private async doListKeys(caller: KmsCaller, limit?: number, marker?: string): Promise<Page<{ KeyId: string; KeyArn: string }>> {
     await this.authorize(caller, 'kms:ListKeys', undefined);
     const keys: KmsKeyRecord[] = [];
     for (const k of await this.store.listKmsKeys()) {
@@ -424,21 +733,21 @@ export class KmsService {
     return paginate(keys.map((k) => ({ KeyId: k.keyId, KeyArn: this.keyArn(k.keyId) })), (x) => x.KeyId, limit, marker);
   }
 
-  async enableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
+  private async doEnableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:EnableKey', k);
     this.requireNotPendingDeletion(k);
     if (k.state !== 'Enabled') await this.store.updateKmsKey({ ...k, state: 'Enabled' });
   }
 
-  async disableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
+  private async doDisableKey(caller: KmsCaller, keyId: unknown): Promise<void> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:DisableKey', k);
     this.requireNotPendingDeletion(k);
     if (k.state !== 'Disabled') await this.store.updateKmsKey({ ...k, state: 'Disabled' });
   }
 
-  async scheduleKeyDeletion(caller: KmsCaller, keyId: unknown, days?: number): Promise<{ keyArn: string; deletionDate: number; state: 'PendingDeletion'; days: number }> {
+  private async doScheduleKeyDeletion(caller: KmsCaller, keyId: unknown, days?: number): Promise<{ keyArn: string; deletionDate: number; state: 'PendingDeletion'; days: number }> {
     const window = days ?? 30;
     if (!Number.isInteger(window) || window < 7 || window > 30) {
       throw new KmsError('ValidationException', `1 validation error detected: Value '${days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30`);
@@ -452,7 +761,7 @@ export class KmsService {
     return { keyArn: this.keyArn(k.keyId), deletionDate: seconds(deletionDate), state: 'PendingDeletion', days: window };
   }
 
-  async cancelKeyDeletion(caller: KmsCaller, keyId: unknown): Promise<string> {
+  private async doCancelKeyDeletion(caller: KmsCaller, keyId: unknown): Promise<string> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:CancelKeyDeletion', k);
     if (k.state !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${this.keyArn(k.keyId)} is not pending deletion.`);
@@ -479,7 +788,7 @@ export class KmsService {
     return k;
   }
 
-  async createAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
+  private async doCreateAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
     const name = this.validateAliasName(aliasName, true);
     const k = await this.aliasTarget(caller, targetKeyId, 'kms:CreateAlias');
     const at = this.now();
@@ -488,7 +797,7 @@ export class KmsService {
     }
   }
 
-  async updateAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
+  private async doUpdateAlias(caller: KmsCaller, aliasName: unknown, targetKeyId: unknown): Promise<void> {
     const name = this.validateAliasName(aliasName, true);
     const current = await this.store.getKmsAlias(name);
     if (!current) throw new KmsError('NotFoundException', `Alias ${this.aliasArn(name)} is not found.`);
@@ -498,7 +807,7 @@ export class KmsService {
     await this.store.updateKmsAlias(name, k.keyId, this.now());
   }
 
-  async deleteAlias(caller: KmsCaller, aliasName: unknown): Promise<void> {
+  private async doDeleteAlias(caller: KmsCaller, aliasName: unknown): Promise<void> {
     const name = this.validateAliasName(aliasName, true);
     const current = await this.store.getKmsAlias(name);
     if (!current) throw new KmsError('NotFoundException', `Alias ${this.aliasArn(name)} is not found.`);
@@ -507,7 +816,7 @@ export class KmsService {
     await this.store.deleteKmsAlias(name);
   }
 
-  async listAliases(caller: KmsCaller, keyId?: unknown, limit?: number, marker?: string): Promise<Page<KmsAliasRecord & { arn: string }>> {
+  private async doListAliases(caller: KmsCaller, keyId?: unknown, limit?: number, marker?: string): Promise<Page<KmsAliasRecord & { arn: string }>> {
     // ListAliases is judged by identity policies alone (resource "*"), with or without KeyId, as on AWS.
     await this.authorize(caller, 'kms:ListAliases', undefined);
     const filter = keyId !== undefined ? (await this.resolve(keyId, { aliases: false })).keyId : undefined;
@@ -517,7 +826,7 @@ export class KmsService {
 
   // ---- cryptographic operations ----
 
-  async encrypt(caller: KmsCaller, keyId: unknown, plaintext: Buffer, context: unknown): Promise<{ blob: Buffer; keyArn: string }> {
+  private async doEncrypt(caller: KmsCaller, keyId: unknown, plaintext: Buffer, context: unknown): Promise<{ blob: Buffer; keyArn: string }> {
     const ctx = validateContext(context);
     if (plaintext.length < 1 || plaintext.length > MAX_PLAINTEXT) {
       throw new KmsError('ValidationException', `1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length between 1 and ${MAX_PLAINTEXT}`);
@@ -568,13 +877,13 @@ export class KmsService {
     }
   }
 
-  async decrypt(caller: KmsCaller, blob: Buffer, context: unknown, keyId?: unknown): Promise<{ plaintext: Buffer; keyArn: string }> {
+  private async doDecrypt(caller: KmsCaller, blob: Buffer, context: unknown, keyId?: unknown): Promise<{ plaintext: Buffer; keyArn: string }> {
     const ctx = validateContext(context);
     const { plaintext, key } = await this.open(caller, 'kms:Decrypt', blob, ctx, keyId);
     return { plaintext, keyArn: this.keyArn(key.keyId) };
   }
 
-  async reEncrypt(
+  private async doReEncrypt(
     caller: KmsCaller,
     input: { blob: Buffer; sourceContext?: unknown; sourceKeyId?: unknown; destinationKeyId: unknown; destinationContext?: unknown },
   ): Promise<{ blob: Buffer; sourceKeyArn: string; keyArn: string }> {
@@ -591,7 +900,7 @@ export class KmsService {
     }
   }
 
-  async generateDataKey(
+  private async doGenerateDataKey(
     caller: KmsCaller,
     input: { keyId: unknown; keySpec?: unknown; numberOfBytes?: unknown; context?: unknown; withPlaintext: boolean },
   ): Promise<{ blob: Buffer; plaintext?: Buffer; keyArn: string }> {
@@ -618,7 +927,7 @@ export class KmsService {
     return { blob, ...(input.withPlaintext ? { plaintext } : {}), keyArn: this.keyArn(k.keyId) };
   }
 
-  async generateRandom(caller: KmsCaller, numberOfBytes: unknown): Promise<Buffer> {
+  private async doGenerateRandom(caller: KmsCaller, numberOfBytes: unknown): Promise<Buffer> {
     const n = numberOfBytes as number;
     if (!Number.isInteger(n) || n < 1 || n > 1024) {
       throw new KmsError('ValidationException', `1 validation error detected: Value '${String(numberOfBytes)}' at 'numberOfBytes' failed to satisfy constraint: Member must have value between 1 and 1024`);
@@ -629,7 +938,7 @@ export class KmsService {
 
   // ---- rotation ----
 
-  async enableKeyRotation(caller: KmsCaller, keyId: unknown, periodInDays?: number): Promise<void> {
+  private async doEnableKeyRotation(caller: KmsCaller, keyId: unknown, periodInDays?: number): Promise<void> {
     const period = periodInDays ?? 365;
     if (!Number.isInteger(period) || period < 90 || period > 2560) {
       throw new KmsError('ValidationException', `1 validation error detected: Value '${periodInDays}' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value between 90 and 2560`);
@@ -641,7 +950,7 @@ export class KmsService {
     await this.store.updateKmsKey({ ...k, rotationEnabled: true, rotationPeriodInDays: period, nextRotation: base + period * DAY_MS });
   }
 
-  async disableKeyRotation(caller: KmsCaller, keyId: unknown): Promise<void> {
+  private async doDisableKeyRotation(caller: KmsCaller, keyId: unknown): Promise<void> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:DisableKeyRotation', k);
     this.requireEnabled(k);
@@ -649,7 +958,7 @@ export class KmsService {
     await this.store.updateKmsKey({ ...rest, rotationEnabled: false });
   }
 
-  async getKeyRotationStatus(caller: KmsCaller, keyId: unknown): Promise<{ enabled: boolean; keyArn: string; periodInDays?: number; nextRotation?: number }> {
+  private async doGetKeyRotationStatus(caller: KmsCaller, keyId: unknown): Promise<{ enabled: boolean; keyArn: string; periodInDays?: number; nextRotation?: number }> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:GetKeyRotationStatus', k);
     this.requireNotPendingDeletion(k);
@@ -661,7 +970,7 @@ export class KmsService {
     };
   }
 
-  async rotateKeyOnDemand(caller: KmsCaller, keyId: unknown): Promise<string> {
+  private async doRotateKeyOnDemand(caller: KmsCaller, keyId: unknown): Promise<string> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:RotateKeyOnDemand', k);
     this.requireEnabled(k);
@@ -673,7 +982,7 @@ export class KmsService {
     return this.keyArn(k.keyId);
   }
 
-  async listKeyRotations(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<{ KeyId: string; RotationDate: number; RotationType: 'AUTOMATIC' | 'ON_DEMAND' }>> {
+  private async doListKeyRotations(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<{ KeyId: string; RotationDate: number; RotationType: 'AUTOMATIC' | 'ON_DEMAND' }>> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:ListKeyRotations', k);
     const rotations = (await this.store.listKmsMaterials(k.keyId))
@@ -685,7 +994,7 @@ export class KmsService {
 
   // ---- key policies ----
 
-  async putKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown, text: unknown, bypass?: boolean): Promise<void> {
+  private async doPutKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown, text: unknown, bypass?: boolean): Promise<void> {
     if (policyName !== undefined && policyName !== 'default') throw new KmsError('ValidationException', 'PolicyName must be "default"');
     if (typeof text !== 'string') throw new KmsError('ValidationException', 'Policy is required');
     const k = await this.resolve(keyId, { aliases: false });
@@ -696,14 +1005,14 @@ export class KmsService {
     await this.store.putKmsKeyPolicy(k.keyId, text);
   }
 
-  async getKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown): Promise<string> {
+  private async doGetKeyPolicy(caller: KmsCaller, keyId: unknown, policyName: unknown): Promise<string> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:GetKeyPolicy', k);
     if (policyName !== undefined && policyName !== 'default') throw new KmsError('NotFoundException', `No such policy exists: ${String(policyName)}`);
     return (await this.store.getKmsKeyPolicy(k.keyId)) ?? '';
   }
 
-  async listKeyPolicies(caller: KmsCaller, keyId: unknown): Promise<string[]> {
+  private async doListKeyPolicies(caller: KmsCaller, keyId: unknown): Promise<string[]> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:ListKeyPolicies', k);
     return ['default'];
@@ -711,7 +1020,7 @@ export class KmsService {
 
   // ---- tags ----
 
-  async tagResource(caller: KmsCaller, keyId: unknown, tags: KmsTag[]): Promise<void> {
+  private async doTagResource(caller: KmsCaller, keyId: unknown, tags: KmsTag[]): Promise<void> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:TagResource', k);
     this.requireNotPendingDeletion(k);
@@ -722,18 +1031,47 @@ export class KmsService {
     await this.store.putKmsTags(k.keyId, tags);
   }
 
-  async untagResource(caller: KmsCaller, keyId: unknown, tagKeys: string[]): Promise<void> {
+  private async doUntagResource(caller: KmsCaller, keyId: unknown, tagKeys: string[]): Promise<void> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:UntagResource', k);
     this.requireNotPendingDeletion(k);
     await this.store.deleteKmsTags(k.keyId, tagKeys);
   }
 
-  async listResourceTags(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<KmsTag>> {
+  private async doListResourceTags(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<KmsTag>> {
     const k = await this.resolve(keyId, { aliases: false });
     await this.authorize(caller, 'kms:ListResourceTags', k);
     return paginate(await this.store.listKmsTags(k.keyId), (t) => t.key, limit, marker);
   }
+}
+
+function internalError(): KmsError {
+  return new KmsError('KMSInternalException', 'The request was rejected because an internal exception occurred.');
+}
+
+/**
+ * Request parameters as the audit trail keeps them: absent members dropped, strings capped,
+ * an encryption context only when it is a map of strings. Never plaintexts or blobs: the
+ * operations' wrappers pass only what may be logged.
+ */
+function prune(params: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (!params) return null;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null) continue;
+    if (typeof v === 'string') out[k] = v.length > 2048 ? `${v.slice(0, 2048)}...` : v;
+    else if (typeof v === 'number' || typeof v === 'boolean') out[k] = Number.isFinite(v as number) || typeof v === 'boolean' ? v : String(v);
+    else if (k.toLowerCase().endsWith('encryptioncontext')) {
+      if (typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every((x) => typeof x === 'string')) out[k] = v;
+    } else if (Array.isArray(v)) out[k] = v.slice(0, 50);
+  }
+  return Object.keys(out).length ? out : null;
+}
+
+/** Zeroes the plaintext of a result that cannot be answered. */
+function wipe(result: unknown): void {
+  if (Buffer.isBuffer(result)) result.fill(0);
+  else if (typeof result === 'object' && result !== null && Buffer.isBuffer((result as { plaintext?: unknown }).plaintext)) (result as { plaintext: Buffer }).plaintext.fill(0);
 }
 
 /** kms:RequestAlias: the alias a request named its key by. */

@@ -170,7 +170,7 @@ export interface NamedPolicy {
   document: string;
 }
 
-export interface MetadataStore extends KmsStore {
+export interface MetadataStore extends KmsStore, AuditStore {
   close(): Promise<void>;
 
   // Identities: IAM-style users, their access keys and inline identity policies.
@@ -354,4 +354,59 @@ export class UploadGoneError extends Error {
     super('upload no longer exists');
     this.name = 'UploadGoneError';
   }
+}
+
+// ---- KMS audit trail (src/kms/audit.ts, docs/kms.md "Audit trail") ----
+
+/** An event to append: its canonical JSON and the fields it is filtered by. */
+export interface AuditAppend {
+  /** The event's canonical JSON (shared/audit-chain.ts): the bytes the chain hashes. */
+  event: string;
+  /** ms since epoch (the event's eventTime). */
+  time: number;
+  /** eventName: the KMS operation (GenerateDataKey, ...). */
+  eventName: string;
+  /** The caller's ARN (userIdentity.arn), or the service (kms.amazonaws.com) for service events. */
+  principalArn: string;
+  /** errorCode, when the call failed. */
+  errorCode?: string;
+  /** Ids (UUIDs) of the KMS keys the event names (its resources). */
+  keyIds: string[];
+}
+
+/** A stored event: what was appended, its sequence number (1, 2, ...) and its chain hash. */
+export interface AuditRecord extends AuditAppend {
+  seq: number;
+  /** hex SHA-256(previous record's hash || event), shared/audit-chain.ts. */
+  hash: string;
+}
+
+export interface AuditQuery {
+  /** Only events naming this key id (UUID). */
+  keyId?: string;
+  principalArn?: string;
+  eventName?: string;
+  errorCode?: string;
+  /** time >= since (ms). */
+  since?: number;
+  /** time < until (ms). */
+  until?: number;
+  /** seq > afterSeq. */
+  afterSeq?: number;
+  /** At most this many (default 1000). */
+  limit?: number;
+}
+
+/**
+ * The KMS audit trail: append-only and hash-chained. `appendAudit` reads the chain head and
+ * writes the events in one write transaction, so concurrent appenders (in one process or
+ * several sharing the store) never fork the chain; it resolves once the events are durable.
+ */
+export interface AuditStore {
+  /** Appends `events` in order after the current head; returns their records. */
+  appendAudit(events: AuditAppend[]): Promise<AuditRecord[]>;
+  /** Matching events by sequence number. */
+  listAudit(q: AuditQuery): Promise<AuditRecord[]>;
+  /** The newest record's sequence number and hash, or undefined for an empty trail. */
+  auditHead(): Promise<{ seq: number; hash: string } | undefined>;
 }

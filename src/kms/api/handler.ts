@@ -266,7 +266,7 @@ export function createKmsHandler(deps: KmsApiDeps): (req: IncomingMessage, res: 
     const opName = target.slice(TARGET_PREFIX.length);
     res.setHeader('x-amzn-requestid', id);
     res.setHeader('server', 'Coffer');
-    handle(deps, req, secure, opName, now())
+    handle(deps, req, secure, opName, now(), id)
       .then((out) => send(res, 200, out))
       .catch((err: unknown) => {
         const e = toKmsError(err, log);
@@ -304,7 +304,7 @@ export function toKmsError(err: unknown, log: Logger): KmsError {
   return new KmsError('KMSInternalException', 'The request was rejected because an internal exception occurred.');
 }
 
-async function handle(deps: KmsApiDeps, req: IncomingMessage, secure: boolean, opName: string, at: Date): Promise<Body> {
+async function handle(deps: KmsApiDeps, req: IncomingMessage, secure: boolean, opName: string, at: Date, requestId: string): Promise<Body> {
   if (req.method !== 'POST') throw new KmsError('UnknownOperationException', `KMS operations are POST requests, not ${req.method}`);
   const body = await readBody(req);
   const url = req.url ?? '/';
@@ -325,27 +325,40 @@ async function handle(deps: KmsApiDeps, req: IncomingMessage, secure: boolean, o
   if (auth.payload.type === 'sha256' && auth.payload.hex !== bodySha256) {
     throw new KmsError('InvalidSignatureException', 'The x-amz-content-sha256 header does not match the request body.');
   }
-  const op = Object.hasOwn(OPERATIONS, opName) ? OPERATIONS[opName] : undefined;
-  if (!op) throw new KmsError('UnknownOperationException', `Unknown operation ${opName}`);
-  let parsed: unknown = {};
-  if (body.length) {
-    try {
-      parsed = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw new KmsError('SerializationException', 'The request body is not valid JSON');
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new KmsError('SerializationException', 'The request body must be a JSON object');
   const principal = auth.credential.principal as Principal;
+  const sourceIp = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+  const userAgent = typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : undefined;
   const caller: KmsCaller = {
     principal,
     conditionKeys: {
       'aws:SecureTransport': secure ? 'true' : 'false',
       'aws:CurrentTime': at.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       'aws:EpochTime': String(Math.floor(at.getTime() / 1000)),
-      ...(req.socket.remoteAddress ? { 'aws:SourceIp': req.socket.remoteAddress.replace(/^::ffff:/, '') } : {}),
-      ...(typeof req.headers['user-agent'] === 'string' ? { 'aws:UserAgent': req.headers['user-agent'] } : {}),
+      ...(sourceIp ? { 'aws:SourceIp': sourceIp } : {}),
+      ...(userAgent !== undefined ? { 'aws:UserAgent': userAgent } : {}),
     },
+    ...(sourceIp ? { sourceIp } : {}),
+    ...(userAgent !== undefined ? { userAgent } : {}),
+    requestId,
+    accessKeyId: auth.credential.accessKeyId,
   };
-  return op(deps.kms, caller, parsed as Body);
+  try {
+    const op = Object.hasOwn(OPERATIONS, opName) ? OPERATIONS[opName] : undefined;
+    if (!op) throw new KmsError('UnknownOperationException', `Unknown operation ${opName}`);
+    let parsed: unknown = {};
+    if (body.length) {
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new KmsError('SerializationException', 'The request body is not valid JSON');
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new KmsError('SerializationException', 'The request body must be a JSON object');
+    return await op(deps.kms, caller, parsed as Body);
+  } catch (err) {
+    // An authenticated call refused before it reached an operation (malformed parameters,
+    // unknown operation) is audited too; the operations record their own outcomes.
+    await deps.kms.recordFailure(caller, opName, err);
+    throw err;
+  }
 }

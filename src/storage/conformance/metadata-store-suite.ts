@@ -13,8 +13,12 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { chainHash, GENESIS_HASH } from '../../shared/audit-chain.ts';
 import {
   UploadGoneError,
+  type AuditAppend,
+  type AuditQuery,
+  type AuditRecord,
   type BucketRecord,
   type KmsKeyRecord,
   type KmsMaterialRecord,
@@ -1058,6 +1062,83 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(await store.listKmsTags('k'), []);
         assert.deepEqual((await store.listKmsAliases()).map((a) => a.name), ['alias/j']);
         assert.ok(await store.getKmsKey('j'));
+      }));
+    });
+
+    // ---------------- KMS audit trail ----------------
+    describe('kms audit trail', () => {
+      const ev = (i: number, over: Partial<AuditAppend> = {}): AuditAppend => ({
+        event: JSON.stringify({ eventName: over.eventName ?? 'Decrypt', n: i }),
+        time: T0 + i * 1000,
+        eventName: 'Decrypt',
+        principalArn: 'arn:aws:iam::111122223333:root',
+        keyIds: ['k1'],
+        ...over,
+      });
+      /** Every record in order, checking the chain as it goes. */
+      const chained = async (store: MetadataStore): Promise<AuditRecord[]> => {
+        const all = await store.listAudit({ limit: 100_000 });
+        let prev = GENESIS_HASH;
+        all.forEach((r, i) => {
+          assert.equal(r.seq, i + 1, 'sequence numbers are 1, 2, 3, ... without gaps');
+          assert.equal(r.hash, chainHash(prev, r.event), `event ${r.seq} chains on the one before`);
+          prev = r.hash;
+        });
+        return all;
+      };
+
+      test('an empty trail has no head and no events', withStore(async (store) => {
+        assert.equal(await store.auditHead(), undefined);
+        assert.deepEqual(await store.listAudit({}), []);
+        assert.deepEqual(await store.appendAudit([]), []);
+      }));
+
+      test('append: sequence numbers from 1, each hash chained on the previous, as listed', withStore(async (store) => {
+        const first = await store.appendAudit([ev(1)]);
+        assert.equal(first[0]!.seq, 1);
+        assert.equal(first[0]!.hash, chainHash(GENESIS_HASH, first[0]!.event));
+        const more = await store.appendAudit([ev(2, { errorCode: 'AccessDeniedException' }), ev(3, { keyIds: ['k2', 'k1', 'k2'] })]);
+        assert.deepEqual(more.map((r) => r.seq), [2, 3]);
+        assert.deepEqual(more[1]!.keyIds, ['k2', 'k1'], 'key ids without duplicates, in order');
+        const all = await chained(store);
+        assert.deepEqual(all, [...first, ...more]);
+        assert.equal(all[1]!.errorCode, 'AccessDeniedException');
+        assert.equal(all[0]!.errorCode, undefined);
+        assert.deepEqual(await store.auditHead(), { seq: 3, hash: more[1]!.hash });
+      }));
+
+      test('concurrent appenders never fork the chain: every event once, contiguous, chained', withStore(async (store) => {
+        const singles = Array.from({ length: 60 }, (_, i) => store.appendAudit([ev(i)]));
+        const batches = Array.from({ length: 5 }, (_, b) => store.appendAudit([ev(100 + b * 2), ev(101 + b * 2)]));
+        const results = (await Promise.all([...singles, ...batches])).flat();
+        assert.equal(results.length, 70);
+        const all = await chained(store);
+        assert.equal(all.length, 70);
+        assert.equal(new Set(all.map((r) => r.event)).size, 70);
+        for (const r of results) assert.deepEqual(all[r.seq - 1], r, 'what append returned is what is stored');
+      }));
+
+      test('list filters: key, principal, operation, error code, time range, after, limit', withStore(async (store) => {
+        const alice = 'arn:aws:iam::111122223333:user/alice';
+        await store.appendAudit([
+          ev(1, { eventName: 'CreateKey', keyIds: ['k1'] }),
+          ev(2, { eventName: 'GenerateDataKey', keyIds: ['k1'], principalArn: alice }),
+          ev(3, { eventName: 'Decrypt', keyIds: ['k2'], principalArn: alice, errorCode: 'AccessDeniedException' }),
+          ev(4, { eventName: 'ReEncrypt', keyIds: ['k1', 'k2'] }),
+          ev(5, { eventName: 'GenerateRandom', keyIds: [] }),
+        ]);
+        const seqs = async (q: AuditQuery) => (await store.listAudit(q)).map((r) => r.seq);
+        assert.deepEqual(await seqs({ keyId: 'k1' }), [1, 2, 4]);
+        assert.deepEqual(await seqs({ keyId: 'k2' }), [3, 4]);
+        assert.deepEqual(await seqs({ keyId: 'none' }), []);
+        assert.deepEqual(await seqs({ principalArn: alice }), [2, 3]);
+        assert.deepEqual(await seqs({ eventName: 'Decrypt' }), [3]);
+        assert.deepEqual(await seqs({ errorCode: 'AccessDeniedException' }), [3]);
+        assert.deepEqual(await seqs({ since: T0 + 2000, until: T0 + 4000 }), [2, 3], 'since inclusive, until exclusive');
+        assert.deepEqual(await seqs({ afterSeq: 3 }), [4, 5]);
+        assert.deepEqual(await seqs({ limit: 2 }), [1, 2]);
+        assert.deepEqual(await seqs({ keyId: 'k1', principalArn: alice, eventName: 'GenerateDataKey', since: T0, afterSeq: 1, limit: 10 }), [2]);
+        assert.deepEqual((await store.listAudit({ eventName: 'GenerateRandom' }))[0]!.keyIds, []);
       }));
     });
   });

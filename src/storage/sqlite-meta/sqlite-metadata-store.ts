@@ -23,6 +23,8 @@ import type {
   UploadRecord,
 } from '../ports.ts';
 import { UploadGoneError } from '../ports.ts';
+import type { AuditAppend, AuditQuery, AuditRecord } from '../ports.ts';
+import { chainHash, GENESIS_HASH } from '../../shared/audit-chain.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +77,43 @@ CREATE TABLE IF NOT EXISTS kms_key_policies (key_id TEXT PRIMARY KEY, document T
 CREATE TABLE IF NOT EXISTS kms_tags (
   key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY (key_id, tag_key)) WITHOUT ROWID;
 `;
+
+/**
+ * The KMS audit trail (append-only, hash-chained): one row per event, its canonical JSON as
+ * hashed, and the columns it is filtered by; kms_audit_keys indexes events by the keys they name.
+ */
+const AUDIT_SCHEMA = `
+CREATE TABLE IF NOT EXISTS kms_audit (
+  seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, event_name TEXT NOT NULL, principal_arn TEXT NOT NULL,
+  error_code TEXT, key_ids TEXT NOT NULL, event TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS kms_audit_time ON kms_audit (time);
+CREATE INDEX IF NOT EXISTS kms_audit_principal ON kms_audit (principal_arn, seq);
+CREATE TABLE IF NOT EXISTS kms_audit_keys (key_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (key_id, seq)) WITHOUT ROWID;
+`;
+
+interface AuditRow {
+  seq: number;
+  time: number;
+  event_name: string;
+  principal_arn: string;
+  error_code: string | null;
+  key_ids: string;
+  event: string;
+  hash: string;
+}
+
+function toAuditRecord(r: AuditRow): AuditRecord {
+  return {
+    seq: r.seq,
+    time: r.time,
+    eventName: r.event_name,
+    principalArn: r.principal_arn,
+    ...(r.error_code !== null ? { errorCode: r.error_code } : {}),
+    keyIds: JSON.parse(r.key_ids) as string[],
+    event: r.event,
+    hash: r.hash,
+  };
+}
 
 interface KmsMaterialRow {
   key_id: string;
@@ -248,6 +287,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.db.exec(KMS_SCHEMA);
+    this.db.exec(AUDIT_SCHEMA);
     // Databases created before uploads recorded the requested SSE header.
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_sse')) {
       this.db.exec('ALTER TABLE uploads ADD COLUMN requested_sse TEXT');
@@ -816,5 +856,93 @@ export class SqliteMetadataStore implements MetadataStore {
     await this.commit(() => {
       for (const k of tagKeys) this.kms.deleteTag.run(keyId, k);
     });
+  }
+
+  // ---- KMS audit trail ----
+
+  private auditStmts:
+    | {
+        head: Database.Statement<[], { seq: number; hash: string }>;
+        insert: Database.Statement;
+        insertKey: Database.Statement;
+        queries: Map<string, Database.Statement<Record<string, string | number>, AuditRow>>;
+      }
+    | undefined;
+
+  private audit() {
+    this.auditStmts ??= {
+      head: this.db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM kms_audit ORDER BY seq DESC LIMIT 1'),
+      insert: this.db.prepare(
+        'INSERT INTO kms_audit (seq, time, event_name, principal_arn, error_code, key_ids, event, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertKey: this.db.prepare('INSERT OR IGNORE INTO kms_audit_keys (key_id, seq) VALUES (?, ?)'),
+      queries: new Map(),
+    };
+    return this.auditStmts;
+  }
+
+  async appendAudit(events: AuditAppend[]): Promise<AuditRecord[]> {
+    if (events.length === 0) return [];
+    const a = this.audit();
+    // The head is read inside the write transaction (BEGIN IMMEDIATE holds the database's
+    // write lock), so appenders in this process and in others sharing the file chain in turn.
+    return this.commit(() => {
+      const head = a.head.get();
+      let seq = head?.seq ?? 0;
+      let prev = head?.hash ?? GENESIS_HASH;
+      const out: AuditRecord[] = [];
+      for (const e of events) {
+        seq++;
+        const hash = chainHash(prev, e.event);
+        const keyIds = [...new Set(e.keyIds)];
+        a.insert.run(seq, e.time, e.eventName, e.principalArn, e.errorCode ?? null, JSON.stringify(keyIds), e.event, hash);
+        for (const k of keyIds) a.insertKey.run(k, seq);
+        out.push({ ...e, keyIds, seq, hash });
+        prev = hash;
+      }
+      return out;
+    });
+  }
+
+  async listAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    const where: string[] = ['seq > @after'];
+    const params: Record<string, string | number> = { after: q.afterSeq ?? 0, limit: q.limit ?? 1000 };
+    if (q.keyId !== undefined) {
+      where.push('seq IN (SELECT seq FROM kms_audit_keys WHERE key_id = @keyId)');
+      params['keyId'] = q.keyId;
+    }
+    if (q.principalArn !== undefined) {
+      where.push('principal_arn = @principal');
+      params['principal'] = q.principalArn;
+    }
+    if (q.eventName !== undefined) {
+      where.push('event_name = @eventName');
+      params['eventName'] = q.eventName;
+    }
+    if (q.errorCode !== undefined) {
+      where.push('error_code = @errorCode');
+      params['errorCode'] = q.errorCode;
+    }
+    if (q.since !== undefined) {
+      where.push('time >= @since');
+      params['since'] = q.since;
+    }
+    if (q.until !== undefined) {
+      where.push('time < @until');
+      params['until'] = q.until;
+    }
+    const sql = `SELECT * FROM kms_audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`;
+    const a = this.audit();
+    let stmt = a.queries.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare<Record<string, string | number>, AuditRow>(sql);
+      a.queries.set(sql, stmt);
+    }
+    return stmt.all(params).map(toAuditRecord);
+  }
+
+  async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
+    const h = this.audit().head.get();
+    return h && { seq: h.seq, hash: h.hash };
   }
 }
