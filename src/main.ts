@@ -14,6 +14,7 @@ import { applyBootstrap, readBootstrap } from './service/bootstrap.ts';
 import { loadOwner, loadRootCredentials, loadStoredRootCredentials, type RootCredentials } from './service/credentials.ts';
 import { IdentityService, loadAccountId } from './service/identities.ts';
 import { MasterKeyService } from './service/master-keys.ts';
+import { EncryptionService } from './service/encryption.ts';
 import { ObjectService } from './service/objects.ts';
 import { PolicyService } from './service/policies.ts';
 import { loadRootKey, verifyRootKey, type LoadedRootKey } from './service/root-key.ts';
@@ -89,6 +90,7 @@ export interface RunningCoffer {
   root: LoadedRootKey;
   stores: Stores;
   objects: ObjectService;
+  encryption: EncryptionService;
   access: AccessServices;
   kms: KmsService;
   log: Logger;
@@ -99,11 +101,21 @@ export interface RunningCoffer {
 
 const RELOAD_MS = 15_000;
 
-export async function startCoffer(config: Config, opts: { log?: Logger } = {}): Promise<RunningCoffer> {
+/** `now`: the clock of key lifecycles (KMS deletion windows and rotation, Bucket Key lifetimes); tests inject one. */
+export async function startCoffer(config: Config, opts: { log?: Logger; now?: () => number } = {}): Promise<RunningCoffer> {
   const log = opts.log ?? createLogger(config.logLevel);
   const stores = await openStores(config);
   const { meta, blobs, masterKeys } = stores;
-  const objects = new ObjectService(meta, blobs, masterKeys, log);
+  // The KMS is built once identities are loaded (below); S3 reaches it through this reference.
+  const kmsRef: { kms?: KmsService } = {};
+  const encryption = new EncryptionService({
+    masterKeys,
+    get kms() {
+      return kmsRef.kms;
+    },
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  const objects = new ObjectService(meta, blobs, encryption, log);
   const swept = await objects.sweepOrphans();
   if (swept.incomplete || swept.orphans) log.info(swept, 'swept leftovers of interrupted writes');
   const credentials = await loadRootCredentials(meta, stores.root.key, { accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
@@ -127,7 +139,9 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
     identityPolicies: async (p) => (p.type === 'IAMUser' && p.userName ? (await access.policies.userPolicies(p.userName)).map((x) => x.policy) : []),
     ...(config.kmsQuota > 0 ? { quota: new KmsQuota({ limit: config.kmsQuota }) } : {}),
     log,
+    ...(opts.now ? { now: opts.now } : {}),
   });
+  kmsRef.kms = kms;
   const kmsHandler = createKmsHandler({ kms, credentials: (id) => access.identities.lookup(id), region: config.region, log });
   const s3Handler = createS3Handler({
     meta,
@@ -183,6 +197,7 @@ export async function startCoffer(config: Config, opts: { log?: Logger } = {}): 
     root: stores.root,
     stores,
     objects,
+    encryption,
     access,
     kms,
     log,

@@ -274,6 +274,15 @@ export class KmsService {
     return this.managedCreating;
   }
 
+  /**
+   * A key's state as of now (deletion and rotation applied), or undefined once it is gone. Not
+   * a KMS operation (nothing is authorized or audited): S3 uses it to stop using a cached
+   * Bucket Key the moment its KMS key is disabled or deleted.
+   */
+  async keyState(keyId: string): Promise<KmsKeyRecord['state'] | undefined> {
+    return (await this.load(keyId))?.state;
+  }
+
   private async newKey(description: string, manager: 'CUSTOMER' | 'AWS', policy: string, tags: KmsTag[]): Promise<KmsKeyRecord> {
     const keyId = randomUUID();
     const at = this.now();

@@ -115,6 +115,20 @@ async function handle(
     op,
     query,
     signal,
+    principal,
+    requester:
+      principal.type === 'Anonymous'
+        ? {}
+        : {
+            kms: {
+              principal,
+              viaService: `s3.${deps.region}.amazonaws.com`,
+              conditionKeys: {
+                'aws:SecureTransport': secure ? 'true' : 'false',
+                ...(req.socket.remoteAddress ? { 'aws:SourceIp': req.socket.remoteAddress } : {}),
+              },
+            },
+          },
     body() {
       if (!decoded) {
         // Expect: 100-continue: the client sends the body only once a handler asks for it, so
@@ -150,6 +164,10 @@ async function handle(
       return buckets.getBucketLocation(ctx, objects, region);
     case 'GetBucketEncryption':
       return buckets.getBucketEncryption(ctx, objects);
+    case 'PutBucketEncryption':
+      return buckets.putBucketEncryption(ctx, objects, meta);
+    case 'DeleteBucketEncryption':
+      return buckets.deleteBucketEncryption(ctx, objects, meta);
     case 'GetBucketVersioning':
       return buckets.getBucketVersioning(ctx, objects);
     case 'PutBucketPolicy':

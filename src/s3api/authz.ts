@@ -35,6 +35,8 @@ export const OPERATION_ACCESS: Record<OperationName, OperationAccess> = {
   DeleteBucket: { action: 's3:DeleteBucket', resource: 'bucket' },
   GetBucketLocation: { action: 's3:GetBucketLocation', resource: 'bucket' },
   GetBucketEncryption: { action: 's3:GetEncryptionConfiguration', resource: 'bucket' },
+  PutBucketEncryption: { action: 's3:PutEncryptionConfiguration', resource: 'bucket' },
+  DeleteBucketEncryption: { action: 's3:PutEncryptionConfiguration', resource: 'bucket' },
   GetBucketVersioning: { action: 's3:GetBucketVersioning', resource: 'bucket' },
   GetBucketPolicy: { action: 's3:GetBucketPolicy', resource: 'bucket' },
   PutBucketPolicy: { action: 's3:PutBucketPolicy', resource: 'bucket' },

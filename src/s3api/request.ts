@@ -3,6 +3,9 @@
 // (bucket names, keys, user metadata, Content-MD5, SSE headers).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { SseDescription } from '../service/encryption.ts';
+import type { Principal } from '../service/identities.ts';
+import type { RequestedEncryption, Requester } from '../service/objects.ts';
 import { S3Error } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Operation } from './router.ts';
@@ -21,6 +24,10 @@ export interface S3Context {
   op: Operation;
   query: URLSearchParams;
   signal: AbortSignal;
+  /** Who sent the request (the signer, or anonymous). */
+  principal: Principal;
+  /** How services act on the caller's behalf (the KMS caller for SSE-KMS). */
+  requester: Requester;
   /** The decoded request payload (aws-chunked removed, hashes and checksums verified). */
   body(): Readable;
   /** The verified checksum the client sent, once the body has been read. */
@@ -132,6 +139,13 @@ export function writeAttributes(ctx: S3Context): { contentType: string; headers:
   return { contentType: header(ctx, 'content-type') || 'binary/octet-stream', headers, userMetadata: userMetadata(ctx) };
 }
 
+/** DeleteObjects and PutBucketEncryption require an integrity header (Content-MD5 or a checksum). */
+export function requireIntegrityHeader(ctx: S3Context): void {
+  if (header(ctx, 'content-md5') === undefined && !Object.keys(ctx.req.headers).some((h) => h.startsWith('x-amz-checksum-')) && !header(ctx, 'x-amz-trailer')) {
+    throw new S3Error('InvalidRequest', 'Missing required header for this request: Content-Md5.');
+  }
+}
+
 /** Decodes and checks Content-MD5 (base64 of 16 bytes), or undefined when absent. */
 export function contentMd5(ctx: S3Context): Buffer | undefined {
   const v = header(ctx, 'content-md5');
@@ -156,37 +170,62 @@ const SSE_HEADERS_C = [
   'x-amz-server-side-encryption-customer-key-md5',
 ];
 
+const KMS_REQUIRES_HEADER = 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms';
+const CONTEXT_HEADER = 'x-amz-server-side-encryption-context';
+const BUCKET_KEY_HEADER = 'x-amz-server-side-encryption-bucket-key-enabled';
+
+/** x-amz-server-side-encryption-context: base64 of UTF-8 JSON holding a string-to-string map. */
+function encryptionContext(ctx: S3Context): Record<string, string> | undefined {
+  const raw = header(ctx, CONTEXT_HEADER);
+  if (raw === undefined) return undefined;
+  const bad = () =>
+    new S3Error('InvalidArgument', "The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 string holding JSON which represents a string-string map", {
+      ArgumentName: CONTEXT_HEADER,
+    });
+  const text = raw.trim();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw bad();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(text, 'base64')));
+  } catch {
+    throw bad();
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad();
+  for (const [k, v] of Object.entries(parsed)) if (typeof v !== 'string' || k === '') throw bad();
+  return parsed as Record<string, string>;
+}
+
 /**
- * The SSE request headers on a write (PutObject, CopyObject, CreateMultipartUpload). Every
- * object is SSE-S3 here; AES256 is accepted, SSE-KMS and SSE-C answer NotImplemented until
- * their issues land, anything else the AWS error.
+ * The SSE request headers of a write (PutObject, CopyObject, CreateMultipartUpload): SSE-S3
+ * (AES256) or SSE-KMS (aws:kms, with key id, context and Bucket Key headers); absent means the
+ * bucket default. DSSE-KMS and SSE-C answer NotImplemented until they land; anything else the
+ * AWS error.
  */
-export function checkWriteSse(ctx: S3Context): void {
+export function writeEncryption(ctx: S3Context): RequestedEncryption | undefined {
   const sse = header(ctx, 'x-amz-server-side-encryption');
   const kmsKey = header(ctx, 'x-amz-server-side-encryption-aws-kms-key-id');
   if (SSE_HEADERS_C.some((h) => header(ctx, h) !== undefined)) {
     throw new S3Error('NotImplemented', 'Server-side encryption with customer-provided keys (SSE-C) is not implemented yet.');
   }
-  if (sse === undefined) {
-    if (kmsKey !== undefined) {
-      throw new S3Error('InvalidArgument', 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms', {
-        ArgumentName: 'x-amz-server-side-encryption',
-        ArgumentValue: 'null',
-      });
-    }
-    return;
+  const bucketKeyRaw = header(ctx, BUCKET_KEY_HEADER);
+  let bucketKey: boolean | undefined;
+  if (bucketKeyRaw !== undefined) {
+    const v = bucketKeyRaw.trim().toLowerCase();
+    if (v !== 'true' && v !== 'false') throw new S3Error('InvalidArgument', 'Bucket Key Enabled value must be either true or false', { ArgumentName: BUCKET_KEY_HEADER, ArgumentValue: bucketKeyRaw });
+    bucketKey = v === 'true';
   }
-  if (sse === 'AES256') {
-    if (kmsKey !== undefined) {
-      throw new S3Error('InvalidArgument', 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms', {
-        ArgumentName: 'x-amz-server-side-encryption',
-        ArgumentValue: sse,
-      });
-    }
-    return;
+  if (sse === 'aws:kms') {
+    const context = encryptionContext(ctx);
+    return { mode: 'SSE-KMS', ...(kmsKey !== undefined ? { keyId: kmsKey.trim() } : {}), ...(context ? { context } : {}), ...(bucketKey !== undefined ? { bucketKey } : {}) };
   }
-  if (sse === 'aws:kms' || sse === 'aws:kms:dsse') {
-    throw new S3Error('NotImplemented', 'Server-side encryption with AWS KMS keys (SSE-KMS) is not implemented yet.');
+  if (sse === 'aws:kms:dsse') {
+    throw new S3Error('NotImplemented', 'Dual-layer server-side encryption with AWS KMS keys (DSSE-KMS) is not implemented.');
+  }
+  if (sse === undefined || sse === 'AES256') {
+    if (kmsKey !== undefined || header(ctx, CONTEXT_HEADER) !== undefined) {
+      throw new S3Error('InvalidArgument', KMS_REQUIRES_HEADER, { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: sse ?? 'null' });
+    }
+    return sse === undefined ? undefined : { mode: 'SSE-S3' };
   }
   throw new S3Error('InvalidArgument', 'The encryption method specified is not supported', {
     ArgumentName: 'x-amz-server-side-encryption',
@@ -194,9 +233,26 @@ export function checkWriteSse(ctx: S3Context): void {
   });
 }
 
+/**
+ * The response headers that describe an object's encryption. `withContext`: write responses
+ * (PutObject, CopyObject, CreateMultipartUpload) also carry the SSE-KMS encryption context;
+ * GET and HEAD never do.
+ */
+export function encryptionHeaders(d: SseDescription, withContext = false): Record<string, string> {
+  const h: Record<string, string> = { 'x-amz-server-side-encryption': d.algorithm };
+  if (d.kmsKeyArn) h['x-amz-server-side-encryption-aws-kms-key-id'] = d.kmsKeyArn;
+  if (d.bucketKeyEnabled) h[BUCKET_KEY_HEADER] = 'true';
+  if (withContext && d.context) h[CONTEXT_HEADER] = Buffer.from(JSON.stringify(d.context), 'utf8').toString('base64');
+  return h;
+}
+
 /** GET/HEAD must not carry SSE-S3/KMS headers; SSE-C headers do not apply to SSE-S3 objects. */
 export function checkReadSse(ctx: S3Context): void {
-  if (header(ctx, 'x-amz-server-side-encryption') !== undefined || header(ctx, 'x-amz-server-side-encryption-aws-kms-key-id') !== undefined) {
+  if (
+    header(ctx, 'x-amz-server-side-encryption') !== undefined ||
+    header(ctx, 'x-amz-server-side-encryption-aws-kms-key-id') !== undefined ||
+    header(ctx, CONTEXT_HEADER) !== undefined
+  ) {
     throw new S3Error('InvalidArgument', 'x-amz-server-side-encryption header is not supported for this operation.', {
       ArgumentName: 'x-amz-server-side-encryption',
     });

@@ -10,6 +10,8 @@ export type OperationName =
   | 'DeleteBucket'
   | 'GetBucketLocation'
   | 'GetBucketEncryption'
+  | 'PutBucketEncryption'
+  | 'DeleteBucketEncryption'
   | 'GetBucketVersioning'
   | 'GetBucketPolicy'
   | 'PutBucketPolicy'
@@ -76,10 +78,12 @@ export function route(method: string, bucket: string | undefined, key: string | 
       case 'PUT':
         if (sub === undefined) return op('CreateBucket');
         if (sub === 'policy') return op('PutBucketPolicy');
+        if (sub === 'encryption') return op('PutBucketEncryption');
         return notImplemented();
       case 'DELETE':
         if (sub === undefined) return op('DeleteBucket');
         if (sub === 'policy') return op('DeleteBucketPolicy');
+        if (sub === 'encryption') return op('DeleteBucketEncryption');
         return notImplemented();
       case 'POST':
         if (sub === 'delete') return op('DeleteObjects');

@@ -1,7 +1,7 @@
 // Object use cases: put, get, head, delete, copy, and multipart uploads. Every write follows
 // the write protocol: stream the ciphertext to a fresh blob (fsync), commit the metadata in
 // one transaction, then delete what it replaced. Every object is encrypted (SSE-S3).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createEncryptStream, encryptedSize } from '../crypto/format.ts';
@@ -11,13 +11,15 @@ import type { Logger } from '../shared/logger.ts';
 import {
   UploadGoneError,
   type BlobStore,
+  type BucketRecord,
   type MetadataStore,
   type ObjectRecord,
   type PartRecord,
   type StreamRecord,
   type UploadRecord,
 } from '../storage/ports.ts';
-import type { MasterKeyService } from './master-keys.ts';
+import type { KmsCaller } from '../kms/service.ts';
+import type { EncryptionRequest, EncryptionService, SseDescription } from './encryption.ts';
 import { Meter, readPlaintext, type PlainRange } from './streams.ts';
 
 export const MAX_OBJECT_SIZE = 5 * 1024 ** 3;
@@ -52,6 +54,33 @@ export interface WriteAttributes {
   userMetadata: Record<string, string>;
 }
 
+/**
+ * The encryption a write's headers asked for: absent means the bucket's default. For SSE-KMS,
+ * `bucketKey` absent means the bucket's Bucket Key setting.
+ */
+export type RequestedEncryption = { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; keyId?: string; context?: Record<string, string>; bucketKey?: boolean };
+
+/** Who writes or reads: S3 uses the KMS as this caller (its principal, its request's keys). */
+export interface Requester {
+  kms?: KmsCaller;
+}
+
+/** The encryption a write gets: its request's, else the bucket default (docs/s3-compatibility.md). */
+export function effectiveEncryption(bucket: BucketRecord, requested: RequestedEncryption | undefined): EncryptionRequest {
+  const def = bucket.encryption;
+  if (!requested) {
+    if (def?.algorithm === 'aws:kms') return { mode: 'SSE-KMS', ...(def.kmsMasterKeyId ? { keyId: def.kmsMasterKeyId } : {}), bucketKey: def.bucketKeyEnabled };
+    return { mode: 'SSE-S3' };
+  }
+  if (requested.mode === 'SSE-S3') return requested;
+  return {
+    mode: 'SSE-KMS',
+    ...(requested.keyId !== undefined ? { keyId: requested.keyId } : {}),
+    ...(requested.context ? { context: requested.context } : {}),
+    bucketKey: requested.bucketKey ?? def?.bucketKeyEnabled ?? false,
+  };
+}
+
 export interface PutInput extends WriteAttributes {
   bucket: string;
   key: string;
@@ -64,6 +93,8 @@ export interface PutInput extends WriteAttributes {
   /** Called once the body is fully read, before commit: last chance to refuse (e.g. checksums). */
   beforeCommit?: () => void;
   checksum?: () => { algorithm: string; value: string } | undefined;
+  encryption?: RequestedEncryption;
+  requester?: Requester;
 }
 
 export interface CopyInput extends WriteAttributes {
@@ -71,6 +102,14 @@ export interface CopyInput extends WriteAttributes {
   bucket: string;
   key: string;
   signal?: AbortSignal;
+  encryption?: RequestedEncryption;
+  requester?: Requester;
+}
+
+export interface WriteResult {
+  object: ObjectRecord;
+  /** The encryption it got, for the response headers (with the full KMS context). */
+  encryption: SseDescription;
 }
 
 /** An announced upload (PutObject, UploadPart) larger than S3 allows is refused before its body. */
@@ -89,13 +128,20 @@ export class ObjectService {
   constructor(
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
-    private readonly keys: MasterKeyService,
+    private readonly keys: EncryptionService,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async requireBucket(bucket: string): Promise<void> {
-    if (!(await this.meta.getBucket(bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+  async requireBucket(bucket: string): Promise<BucketRecord> {
+    const b = await this.meta.getBucket(bucket);
+    if (!b) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+    return b;
+  }
+
+  /** Describes an object's (or upload's) encryption for response headers. */
+  describeEncryption(sse: ObjectRecord['sse']): SseDescription {
+    return this.keys.describe(sse);
   }
 
   async getObject(bucket: string, key: string): Promise<ObjectRecord> {
@@ -157,10 +203,11 @@ export class ObjectService {
     }
   }
 
-  async putObject(input: PutInput): Promise<ObjectRecord> {
-    await this.requireBucket(input.bucket);
+  async putObject(input: PutInput): Promise<WriteResult> {
+    const bucket = await this.requireBucket(input.bucket);
     const versionId = newId(16);
-    const { dataKey, sse } = this.keys.newDataKey({ bucket: input.bucket, key: input.key, versionId });
+    const encryption = effectiveEncryption(bucket, input.encryption);
+    const { dataKey, sse, description } = await this.keys.newDataKey({ bucket: input.bucket, key: input.key, versionId }, encryption, input.requester?.kms);
     let written: { record: StreamRecord; md5: Buffer; inlineData?: Buffer };
     const inline = input.length <= INLINE_MAX_BYTES;
     try {
@@ -179,7 +226,9 @@ export class ObjectService {
         key: input.key,
         versionId,
         size: record.plainSize,
-        etag: record.md5,
+        // As on AWS, the ETag of an SSE-KMS object is not the MD5 of its plaintext (which would
+        // let anyone holding a guess confirm it).
+        etag: sse.mode === 'SSE-S3' ? record.md5 : randomBytes(16).toString('hex'),
         lastModified: this.now(),
         contentType: input.contentType,
         headers: input.headers,
@@ -192,7 +241,7 @@ export class ObjectService {
       };
       const { garbageBlobIds } = await this.meta.putObject(obj);
       await this.discard(garbageBlobIds);
-      return obj;
+      return { object: obj, encryption: description };
     } catch (e) {
       await this.discard([record.blobId]);
       throw e;
@@ -200,8 +249,8 @@ export class ObjectService {
   }
 
   /** Plaintext of an object or a range of it; errors (never wrong bytes) on any damage. */
-  async openPlaintext(obj: ObjectRecord, range?: PlainRange): Promise<Readable> {
-    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId });
+  async openPlaintext(obj: ObjectRecord, range?: PlainRange, requester?: Requester): Promise<Readable> {
+    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms);
     const stream = readPlaintext(this.blobs, dataKey, obj.streams, range, obj.inlineData);
     stream.on('close', () => dataKey.zero());
     return stream;
@@ -214,9 +263,9 @@ export class ObjectService {
   }
 
   /** Copies (a range of) `source` to bucket/key: decrypt, re-encrypt under a new data key. */
-  async copyObject(input: CopyInput): Promise<ObjectRecord> {
+  async copyObject(input: CopyInput): Promise<WriteResult> {
     await this.requireBucket(input.bucket);
-    const plain = await this.openPlaintext(input.source);
+    const plain = await this.openPlaintext(input.source, undefined, input.requester);
     return this.putObject({
       bucket: input.bucket,
       key: input.key,
@@ -226,16 +275,24 @@ export class ObjectService {
       headers: input.headers,
       userMetadata: input.userMetadata,
       ...(input.signal ? { signal: input.signal } : {}),
+      ...(input.encryption ? { encryption: input.encryption } : {}),
+      ...(input.requester ? { requester: input.requester } : {}),
     });
   }
 
   // ---- multipart ----
 
   /** `requestedSse`: the request's x-amz-server-side-encryption value, kept for authorizing later steps. */
-  async createUpload(bucket: string, key: string, attrs: WriteAttributes, checksumAlgorithm?: string, requestedSse?: string): Promise<UploadRecord> {
-    await this.requireBucket(bucket);
+  async createUpload(
+    bucket: string,
+    key: string,
+    attrs: WriteAttributes,
+    opts: { checksumAlgorithm?: string; requestedSse?: string; encryption?: RequestedEncryption; requester?: Requester } = {},
+  ): Promise<{ upload: UploadRecord; encryption: SseDescription }> {
+    const { checksumAlgorithm, requestedSse } = opts;
+    const b = await this.requireBucket(bucket);
     const versionId = newId(16);
-    const { dataKey, sse } = this.keys.newDataKey({ bucket, key, versionId });
+    const { dataKey, sse, description } = await this.keys.newDataKey({ bucket, key, versionId }, effectiveEncryption(b, opts.encryption), opts.requester?.kms);
     dataKey.zero();
     const upload: UploadRecord = {
       uploadId: newId(36),
@@ -249,7 +306,7 @@ export class ObjectService {
       ...(requestedSse !== undefined ? { requestedSse } : {}),
     };
     await this.meta.createUpload(upload);
-    return upload;
+    return { upload, encryption: description };
   }
 
   async getUpload(bucket: string, key: string, uploadId: string): Promise<UploadRecord> {
@@ -266,9 +323,9 @@ export class ObjectService {
     partNumber: number,
     body: Readable,
     length: number,
-    opts: { contentMd5?: Buffer; signal?: AbortSignal; beforeCommit?: () => void } = {},
+    opts: { contentMd5?: Buffer; signal?: AbortSignal; beforeCommit?: () => void; requester?: Requester } = {},
   ): Promise<PartRecord> {
-    const dataKey = await this.keys.openDataKey(upload.sse, { bucket: upload.bucket, key: upload.key, versionId: upload.versionId });
+    const dataKey = await this.keys.openDataKey(upload.sse, { bucket: upload.bucket, key: upload.key, versionId: upload.versionId }, opts.requester?.kms);
     let written: { record: StreamRecord; md5: Buffer };
     try {
       written = await this.writeStream(dataKey, partNumber, body, MAX_OBJECT_SIZE, length, opts.signal);

@@ -55,6 +55,10 @@ export const S3_ERRORS = {
   InvalidRequest: { status: 400, message: 'Invalid Request' },
   InvalidURI: { status: 400, message: "Couldn't parse the specified URI." },
   KeyTooLongError: { status: 400, message: 'Your key is too long' },
+  'KMS.DisabledException': { status: 400, message: 'The KMS key is disabled.' },
+  'KMS.InvalidCiphertextException': { status: 400, message: "The object's encrypted data key could not be decrypted by the KMS." },
+  'KMS.KMSInvalidStateException': { status: 400, message: 'The KMS key is pending deletion.' },
+  'KMS.NotFoundException': { status: 400, message: 'The KMS key does not exist.' },
   MalformedPolicy: { status: 400, message: "Policies must be valid JSON and the first byte must be '{'" },
   MalformedXML: {
     status: 400,

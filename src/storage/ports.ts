@@ -42,10 +42,20 @@ export type SseMode = 'SSE-S3' | 'SSE-KMS' | 'SSE-C';
 /** How an object version's data key is kept. Only sealed material is ever stored. */
 export interface SseRecord {
   mode: SseMode;
-  /** SSE-S3: the master key version that seals `sealedKey`. */
+  /** SSE-S3: the master key version that seals `sealedKey` (0 for other modes). */
   masterKeyVersion: number;
-  /** base64 of the sealed data key. */
+  /**
+   * base64 of the sealed data key. SSE-S3: sealed under the master key. SSE-KMS: the KMS
+   * ciphertext blob of the data key, or (with a Bucket Key) the data key sealed under the
+   * bucket key.
+   */
   sealedKey: string;
+  /** SSE-KMS: the KMS key's id (UUID). */
+  kmsKeyId?: string;
+  /** SSE-KMS: the JSON of the encryption context the request added to aws:s3:arn (absent when none). */
+  kmsContext?: string;
+  /** SSE-KMS with a Bucket Key: base64 of the bucket key's KMS ciphertext blob. */
+  bucketKeyBlob?: string;
 }
 
 /** One encrypted write stream (a PUT body or one multipart part) of an object. */
@@ -94,6 +104,18 @@ export interface BucketRecord {
   name: string;
   createdAt: number;
   location: string;
+  /** Default encryption set by PutBucketEncryption (absent: the SSE-S3 default). */
+  encryption?: BucketEncryption;
+}
+
+/** A bucket's default encryption (ServerSideEncryptionConfiguration's one rule). */
+export interface BucketEncryption {
+  algorithm: 'AES256' | 'aws:kms';
+  /** With aws:kms: the key as configured (id, ARN, alias or alias ARN); absent means alias/aws/s3. */
+  kmsMasterKeyId?: string;
+  bucketKeyEnabled: boolean;
+  /** BlockedEncryptionTypes (e.g. ["SSE-C"]); absent when the configuration named none. */
+  blockedEncryptionTypes?: string[];
 }
 
 export interface UploadRecord {
@@ -209,6 +231,8 @@ export interface MetadataStore extends KmsStore, AuditStore {
   listBuckets(): Promise<BucketRecord[]>;
   /** Deletes an empty bucket (no objects, no uploads). */
   deleteBucket(name: string): Promise<'deleted' | 'not-empty' | 'missing'>;
+  /** Sets or (with undefined) removes a bucket's default encryption; false if the bucket is absent. */
+  setBucketEncryption(name: string, encryption: BucketEncryption | undefined): Promise<boolean>;
 
   // Objects
   getObject(bucket: string, key: string): Promise<ObjectRecord | undefined>;

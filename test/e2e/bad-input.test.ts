@@ -607,11 +607,13 @@ describe('server-side encryption headers', () => {
     await alive();
   });
 
-  test('x-amz-server-side-encryption: aws:kms → 501 NotImplemented; unknown value → InvalidArgument', async () => {
+  test('SSE-KMS with a key that does not exist → 400 KMS.NotFoundException; DSSE → 501; unknown value → InvalidArgument', async () => {
     await noNewBlobs(async () => {
-      await sdkRejects(srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'kms', Body: 'x', ServerSideEncryption: 'aws:kms' })), 'NotImplemented', 501);
-      const res = await rawRequest(port, { method: 'PUT', path: `/${BUCKET}/kms`, headers: { 'x-amz-server-side-encryption': 'aws:kms' }, body: 'x' });
-      assertS3Error(res, 'NotImplemented', 501);
+      await sdkRejects(srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'kms', Body: 'x', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'fake-key-id' })), 'KMS.NotFoundException', 400);
+      const res = await rawRequest(port, { method: 'PUT', path: `/${BUCKET}/kms`, headers: { 'x-amz-server-side-encryption': 'aws:kms', 'x-amz-server-side-encryption-aws-kms-key-id': 'alias/none' }, body: 'x' });
+      assertS3Error(res, 'KMS.NotFoundException', 400, /alias\/none' is not found/);
+      const dsse = await rawRequest(port, { method: 'PUT', path: `/${BUCKET}/kms`, headers: { 'x-amz-server-side-encryption': 'aws:kms:dsse' }, body: 'x' });
+      assertS3Error(dsse, 'NotImplemented', 501);
       const bad = await rawRequest(port, { method: 'PUT', path: `/${BUCKET}/kms`, headers: { 'x-amz-server-side-encryption': 'AES512' }, body: 'x' });
       assertS3Error(bad, 'InvalidArgument', 400, 'The encryption method specified is not supported');
       assert.equal(xmlField(bad.body, 'ArgumentValue'), 'AES512');

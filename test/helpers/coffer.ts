@@ -64,6 +64,8 @@ export interface TestServerOptions {
   config?: RawOptions;
   /** The server's logger (default: silent, or COFFER_TEST_LOG's level on stdout). */
   log?: Logger;
+  /** The clock of key lifecycles (KMS deletion windows, rotation, Bucket Keys). */
+  now?: () => number;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -72,7 +74,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     { ...opts.config, dataDir, httpAddress: '127.0.0.1:0', httpsAddress: '127.0.0.1:0' },
     { COFFER_ROOT_ACCESS_KEY: ACCESS_KEY, COFFER_ROOT_SECRET_KEY: SECRET_KEY, COFFER_ROOT_KEY: ROOT_KEY, ...opts.env },
   );
-  const coffer = await startCoffer(config, { log: opts.log ?? createLogger(process.env.COFFER_TEST_LOG ?? 'silent') });
+  const coffer = await startCoffer(config, { log: opts.log ?? createLogger(process.env.COFFER_TEST_LOG ?? 'silent'), ...(opts.now ? { now: opts.now } : {}) });
   const httpUrl = `http://127.0.0.1:${coffer.listeners.http!.port}`;
   const httpsUrl = `https://localhost:${coffer.listeners.https!.port}`;
   const caPath = coffer.tls!.caPath!;

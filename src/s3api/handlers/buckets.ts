@@ -1,10 +1,12 @@
 // Bucket handlers: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-// GetBucketEncryption (the SSE-S3 default), GetBucketVersioning (never enabled).
+// Get/Put/DeleteBucketEncryption (default encryption), GetBucketVersioning (never enabled).
 import { S3Error } from '../../shared/errors.ts';
 import type { MetadataStore } from '../../storage/ports.ts';
 import type { ObjectService } from '../../service/objects.ts';
-import { readSmallBody, send, validBucketName, type Owner, type S3Context } from '../request.ts';
-import { escapeXml, isoDate, parseXml, S3_NS, xmlDocument } from '../xml.ts';
+import { createHash } from 'node:crypto';
+import type { BucketEncryption } from '../../storage/ports.ts';
+import { contentMd5, readSmallBody, requireIntegrityHeader, send, validBucketName, type Owner, type S3Context } from '../request.ts';
+import { escapeXml, isoDate, parseXml, S3_NS, xmlDocument, type XmlNode } from '../xml.ts';
 
 export async function listBuckets(ctx: S3Context, meta: MetadataStore, owner: Owner, region: string): Promise<void> {
   const buckets = await meta.listBuckets();
@@ -78,20 +80,85 @@ export async function getBucketLocation(ctx: S3Context, objects: ObjectService, 
 }
 
 export async function getBucketEncryption(ctx: S3Context, objects: ObjectService): Promise<void> {
-  await objects.requireBucket(ctx.op.bucket!);
-  send(
-    ctx,
-    200,
-    xmlDocument('ServerSideEncryptionConfiguration', [
-      [
-        'Rule',
-        [
-          ['ApplyServerSideEncryptionByDefault', [['SSEAlgorithm', 'AES256']]],
-          ['BucketKeyEnabled', false],
-        ],
-      ],
-    ]),
-  );
+  const b = await objects.requireBucket(ctx.op.bucket!);
+  // A bucket never configured answers the SSE-S3 default: every object is encrypted at rest.
+  const enc: BucketEncryption = b.encryption ?? { algorithm: 'AES256', bucketKeyEnabled: false };
+  const rule: XmlNode[] = [
+    ['ApplyServerSideEncryptionByDefault', [['SSEAlgorithm', enc.algorithm], ['KMSMasterKeyID', enc.kmsMasterKeyId]]],
+    ['BucketKeyEnabled', enc.bucketKeyEnabled],
+  ];
+  if (enc.blockedEncryptionTypes) rule.push(['BlockedEncryptionTypes', enc.blockedEncryptionTypes.map((t): XmlNode => ['EncryptionType', t])]);
+  send(ctx, 200, xmlDocument('ServerSideEncryptionConfiguration', [['Rule', rule]]));
+}
+
+const ENCRYPTION_TYPES = ['NONE', 'SSE-C'];
+
+/** Parses a ServerSideEncryptionConfiguration document (one rule) as AWS validates it. */
+export function parseEncryptionConfiguration(body: Buffer): BucketEncryption {
+  const doc = parseXml(body).ServerSideEncryptionConfiguration as { Rule?: unknown[] } | undefined;
+  if (!doc || typeof doc !== 'object' || !Array.isArray(doc.Rule) || doc.Rule.length !== 1) throw new S3Error('MalformedXML');
+  const rule = doc.Rule[0] as {
+    ApplyServerSideEncryptionByDefault?: { SSEAlgorithm?: unknown; KMSMasterKeyID?: unknown } | string;
+    BucketKeyEnabled?: unknown;
+    BlockedEncryptionTypes?: { EncryptionType?: unknown[] } | string;
+  };
+  if (!rule || typeof rule !== 'object') throw new S3Error('MalformedXML');
+  const def = rule.ApplyServerSideEncryptionByDefault;
+  if (def !== undefined && (typeof def !== 'object' || def === null)) throw new S3Error('MalformedXML');
+  const algorithm = def === undefined ? 'AES256' : typeof def.SSEAlgorithm === 'string' ? def.SSEAlgorithm.trim() : undefined;
+  if (algorithm === 'aws:kms:dsse') throw new S3Error('NotImplemented', 'Dual-layer server-side encryption with AWS KMS keys (DSSE-KMS) is not implemented.');
+  if (algorithm !== 'AES256' && algorithm !== 'aws:kms') throw new S3Error('MalformedXML');
+  let kmsMasterKeyId: string | undefined;
+  if (typeof def === 'object' && def.KMSMasterKeyID !== undefined) {
+    if (typeof def.KMSMasterKeyID !== 'string') throw new S3Error('MalformedXML');
+    kmsMasterKeyId = def.KMSMasterKeyID.trim();
+    if (algorithm !== 'aws:kms') {
+      throw new S3Error('InvalidArgument', 'a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse', {
+        ArgumentName: 'ApplyServerSideEncryptionByDefault',
+      });
+    }
+    if (kmsMasterKeyId === '') kmsMasterKeyId = undefined;
+  }
+  let bucketKeyEnabled = false;
+  if (rule.BucketKeyEnabled !== undefined) {
+    const v = String(rule.BucketKeyEnabled).trim().toLowerCase();
+    if (v !== 'true' && v !== 'false') throw new S3Error('MalformedXML');
+    bucketKeyEnabled = v === 'true';
+  }
+  let blocked: string[] | undefined;
+  if (rule.BlockedEncryptionTypes !== undefined) {
+    const b = rule.BlockedEncryptionTypes;
+    const types = typeof b === 'object' && b !== null ? (b.EncryptionType ?? []) : [];
+    if (typeof b !== 'object' && String(b).trim() !== '') throw new S3Error('MalformedXML');
+    blocked = types.map((t) => {
+      const v = typeof t === 'string' ? t.trim() : '';
+      if (!ENCRYPTION_TYPES.includes(v)) throw new S3Error('MalformedXML');
+      return v;
+    });
+  }
+  return { algorithm, ...(kmsMasterKeyId !== undefined ? { kmsMasterKeyId } : {}), bucketKeyEnabled, ...(blocked ? { blockedEncryptionTypes: blocked } : {}) };
+}
+
+export async function putBucketEncryption(ctx: S3Context, objects: ObjectService, meta: MetadataStore): Promise<void> {
+  const bucket = ctx.op.bucket!;
+  await objects.requireBucket(bucket);
+  requireIntegrityHeader(ctx);
+  const md5 = contentMd5(ctx);
+  const body = await readSmallBody(ctx, 64 * 1024);
+  if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+  const enc = parseEncryptionConfiguration(body);
+  // As on AWS, the KMS key is not checked here: a bad key surfaces at the first upload.
+  if (!(await meta.setBucketEncryption(bucket, enc))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+  ctx.log.info({ bucket, algorithm: enc.algorithm, kmsKey: enc.kmsMasterKeyId, bucketKey: enc.bucketKeyEnabled }, 'bucket default encryption set');
+  send(ctx, 200);
+}
+
+export async function deleteBucketEncryption(ctx: S3Context, objects: ObjectService, meta: MetadataStore): Promise<void> {
+  const bucket = ctx.op.bucket!;
+  await objects.requireBucket(bucket);
+  // Back to the SSE-S3 default (objects are never stored unencrypted).
+  if (!(await meta.setBucketEncryption(bucket, undefined))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+  send(ctx, 204);
 }
 
 export async function getBucketVersioning(ctx: S3Context, objects: ObjectService): Promise<void> {

@@ -6,18 +6,19 @@ import type { MetadataStore } from '../../storage/ports.ts';
 import { checkCopyConditions, parseCopyRange } from '../conditions.ts';
 import {
   announcedLength,
-  checkWriteSse,
   contentMd5,
+  encryptionHeaders,
   header,
   readSmallBody,
   send,
   validateKey,
   writeAttributes,
+  writeEncryption,
   type Owner,
   type S3Context,
 } from '../request.ts';
 import { isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
-import { copySource, etagOf, SSE_RESPONSE } from './objects.ts';
+import { copySource, etagOf } from './objects.ts';
 import { encodeName, parseMaxKeys } from './listing.ts';
 
 /** S3 orders keys by their UTF-8 bytes (JavaScript's `<` compares UTF-16 code units). */
@@ -44,12 +45,18 @@ function uploadId(ctx: S3Context): string {
 export async function createMultipartUpload(ctx: S3Context, objects: ObjectService): Promise<void> {
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   validateKey(key);
-  checkWriteSse(ctx);
+  const encryption = writeEncryption(ctx);
   const alg = header(ctx, 'x-amz-checksum-algorithm')?.toUpperCase();
   if (alg !== undefined && !['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'].includes(alg)) {
     throw new S3Error('InvalidRequest', 'Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]');
   }
-  const u = await objects.createUpload(bucket, key, writeAttributes(ctx), alg, header(ctx, 'x-amz-server-side-encryption'));
+  const requestedSse = header(ctx, 'x-amz-server-side-encryption');
+  const { upload: u, encryption: sse } = await objects.createUpload(bucket, key, writeAttributes(ctx), {
+    ...(alg ? { checksumAlgorithm: alg } : {}),
+    ...(requestedSse !== undefined ? { requestedSse } : {}),
+    ...(encryption ? { encryption } : {}),
+    requester: ctx.requester,
+  });
   send(
     ctx,
     200,
@@ -58,7 +65,7 @@ export async function createMultipartUpload(ctx: S3Context, objects: ObjectServi
       ['Key', key],
       ['UploadId', u.uploadId],
     ]),
-    { ...SSE_RESPONSE, ...(alg ? { 'x-amz-checksum-algorithm': alg } : {}) },
+    { ...encryptionHeaders(sse, true), ...(alg ? { 'x-amz-checksum-algorithm': alg } : {}) },
   );
 }
 
@@ -69,11 +76,11 @@ export async function uploadPart(ctx: S3Context, objects: ObjectService): Promis
   const length = announcedLength(ctx);
   checkUploadSize(length);
   const md5 = contentMd5(ctx);
-  const part = await objects.uploadPart(upload, n, ctx.body(), length, { ...(md5 ? { contentMd5: md5 } : {}), signal: ctx.signal });
+  const part = await objects.uploadPart(upload, n, ctx.body(), length, { ...(md5 ? { contentMd5: md5 } : {}), signal: ctx.signal, requester: ctx.requester });
   const cs = ctx.checksum();
   send(ctx, 200, undefined, {
     etag: `"${part.md5}"`,
-    ...SSE_RESPONSE,
+    ...encryptionHeaders(objects.describeEncryption(upload.sse)),
     ...(cs ? { [`x-amz-checksum-${cs.algorithm.toLowerCase()}`]: cs.value } : {}),
   });
 }
@@ -88,9 +95,9 @@ export async function uploadPartCopy(ctx: S3Context, objects: ObjectService): Pr
   const range = parseCopyRange(header(ctx, 'x-amz-copy-source-range'), source.size);
   const length = range ? range.end - range.start + 1 : source.size;
   checkCopySize(length);
-  const plain = await objects.openPlaintext(source, range);
-  const part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal });
-  send(ctx, 200, xmlDocument('CopyPartResult', [['LastModified', isoDate(part.lastModified)], ['ETag', `"${part.md5}"`]]), SSE_RESPONSE);
+  const plain = await objects.openPlaintext(source, range, ctx.requester);
+  const part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal, requester: ctx.requester });
+  send(ctx, 200, xmlDocument('CopyPartResult', [['LastModified', isoDate(part.lastModified)], ['ETag', `"${part.md5}"`]]), encryptionHeaders(objects.describeEncryption(upload.sse)));
 }
 
 /** `bucketUrl`: the bucket's URL in the request's addressing style (path or virtual-hosted). */
@@ -116,7 +123,7 @@ export async function completeMultipartUpload(ctx: S3Context, objects: ObjectSer
       ['Key', key],
       ['ETag', etagOf(obj)],
     ]),
-    SSE_RESPONSE,
+    encryptionHeaders(objects.describeEncryption(obj.sse)),
   );
 }
 

@@ -8,19 +8,19 @@ import { checkGetConditions, checkCopyConditions, parseRange } from '../conditio
 import {
   announcedLength,
   checkReadSse,
-  checkWriteSse,
   contentMd5,
+  encryptionHeaders,
   header,
   readSmallBody,
+  requireIntegrityHeader,
   send,
   validateKey,
   writeAttributes,
+  writeEncryption,
   type S3Context,
 } from '../request.ts';
 import { createHash } from 'node:crypto';
 import { httpDate, isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
-
-export const SSE_RESPONSE = { 'x-amz-server-side-encryption': 'AES256' };
 
 export function etagOf(o: { etag: string }): string {
   return `"${o.etag}"`;
@@ -29,12 +29,12 @@ export function etagOf(o: { etag: string }): string {
 export async function putObject(ctx: S3Context, objects: ObjectService): Promise<void> {
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   validateKey(key);
-  checkWriteSse(ctx);
+  const encryption = writeEncryption(ctx);
   const length = announcedLength(ctx);
   checkUploadSize(length);
   const md5 = contentMd5(ctx);
   const attrs = writeAttributes(ctx);
-  const obj = await objects.putObject({
+  const { object: obj, encryption: sse } = await objects.putObject({
     bucket,
     key,
     body: ctx.body(),
@@ -43,8 +43,10 @@ export async function putObject(ctx: S3Context, objects: ObjectService): Promise
     ...attrs,
     signal: ctx.signal,
     checksum: () => ctx.checksum(),
+    ...(encryption ? { encryption } : {}),
+    requester: ctx.requester,
   });
-  send(ctx, 200, undefined, { etag: etagOf(obj), ...SSE_RESPONSE, ...checksumHeaders(obj) });
+  send(ctx, 200, undefined, { etag: etagOf(obj), ...encryptionHeaders(sse, true), ...checksumHeaders(obj) });
 }
 
 function checksumHeaders(obj: ObjectRecord): Record<string, string> {
@@ -52,13 +54,13 @@ function checksumHeaders(obj: ObjectRecord): Record<string, string> {
 }
 
 /** Response headers describing a stored object (GET and HEAD). */
-function objectHeaders(ctx: S3Context, obj: ObjectRecord): Record<string, string | number> {
+function objectHeaders(ctx: S3Context, obj: ObjectRecord, objects: ObjectService): Record<string, string | number> {
   const h: Record<string, string | number> = {
     'last-modified': httpDate(obj.lastModified),
     etag: etagOf(obj),
     'content-type': obj.contentType,
     'accept-ranges': 'bytes',
-    ...SSE_RESPONSE,
+    ...encryptionHeaders(objects.describeEncryption(obj.sse)),
   };
   for (const [k, v] of Object.entries(obj.headers)) h[k] = v;
   for (const [k, v] of Object.entries(obj.userMetadata)) h[`x-amz-meta-${k}`] = v;
@@ -106,7 +108,7 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
     send(ctx, 304, undefined, { etag: etagOf(obj), 'last-modified': httpDate(obj.lastModified) });
     return;
   }
-  const headers = objectHeaders(ctx, obj);
+  const headers = objectHeaders(ctx, obj, objects);
   const part = partRange(ctx, obj);
   let range: PlainRange | undefined = part.range;
   if (part.partsCount !== undefined) headers['x-amz-mp-parts-count'] = part.partsCount;
@@ -131,7 +133,7 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
     send(ctx, status, undefined, headers);
     return;
   }
-  const plain = await objects.openPlaintext(obj, range);
+  const plain = await objects.openPlaintext(obj, range, ctx.requester);
   await streamOut(ctx, status, headers, plain);
 }
 
@@ -208,9 +210,7 @@ export async function deleteObject(ctx: S3Context, objects: ObjectService): Prom
 export async function deleteObjects(ctx: S3Context, objects: ObjectService, allowed: (key: string) => Promise<boolean> = async () => true): Promise<void> {
   const bucket = ctx.op.bucket!;
   await objects.requireBucket(bucket);
-  if (header(ctx, 'content-md5') === undefined && !Object.keys(ctx.req.headers).some((h) => h.startsWith('x-amz-checksum-')) && !header(ctx, 'x-amz-trailer')) {
-    throw new S3Error('InvalidRequest', 'Missing required header for this request: Content-Md5.');
-  }
+  requireIntegrityHeader(ctx);
   const md5 = contentMd5(ctx);
   const body = await readSmallBody(ctx, 2 * 1024 * 1024);
   if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
@@ -264,14 +264,23 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   validateKey(key);
   const src = copySource(ctx);
-  checkWriteSse(ctx);
+  const encryption = writeEncryption(ctx);
   const source = await objects.getObject(src.bucket, src.key);
   checkCopyConditions(ctx, source);
   const directive = (header(ctx, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase();
   if (directive !== 'COPY' && directive !== 'REPLACE') {
     throw new S3Error('InvalidArgument', 'Unknown metadata directive.', { ArgumentName: 'x-amz-metadata-directive', ArgumentValue: directive });
   }
-  if (src.bucket === bucket && src.key === key && directive === 'COPY' && header(ctx, 'x-amz-server-side-encryption') === undefined && header(ctx, 'x-amz-storage-class') === undefined && header(ctx, 'x-amz-website-redirect-location') === undefined) {
+  if (
+    src.bucket === bucket &&
+    src.key === key &&
+    directive === 'COPY' &&
+    encryption === undefined &&
+    header(ctx, 'x-amz-storage-class') === undefined &&
+    header(ctx, 'x-amz-website-redirect-location') === undefined &&
+    // An explicitly configured bucket default makes a copy in place legal (it may re-encrypt).
+    (await objects.requireBucket(bucket)).encryption === undefined
+  ) {
     throw new S3Error(
       'InvalidRequest',
       "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -282,6 +291,14 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
     directive === 'REPLACE'
       ? writeAttributes(ctx)
       : { contentType: source.contentType, headers: source.headers, userMetadata: source.userMetadata };
-  const obj = await objects.copyObject({ source, bucket, key, ...attrs, signal: ctx.signal });
-  send(ctx, 200, xmlDocument('CopyObjectResult', [['LastModified', isoDate(obj.lastModified)], ['ETag', etagOf(obj)]]), SSE_RESPONSE);
+  const { object: obj, encryption: sse } = await objects.copyObject({
+    source,
+    bucket,
+    key,
+    ...attrs,
+    signal: ctx.signal,
+    ...(encryption ? { encryption } : {}),
+    requester: ctx.requester,
+  });
+  send(ctx, 200, xmlDocument('CopyObjectResult', [['LastModified', isoDate(obj.lastModified)], ['ETag', etagOf(obj)]]), encryptionHeaders(sse, true));
 }

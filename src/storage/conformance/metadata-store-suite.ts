@@ -966,6 +966,23 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         await store.createBucket(bucketRecord('other'));
         assert.equal(await store.getBucketPolicy('other'), undefined);
       }));
+
+      test('bucket default encryption: set, replace, remove; absent bucket; listed; gone with the bucket', withBuckets(async (store) => {
+        assert.equal((await store.getBucket('b'))!.encryption, undefined);
+        const kms = { algorithm: 'aws:kms' as const, kmsMasterKeyId: 'alias/k', bucketKeyEnabled: true, blockedEncryptionTypes: ['SSE-C'] };
+        assert.equal(await store.setBucketEncryption('b', kms), true);
+        assert.deepEqual((await store.getBucket('b'))!.encryption, kms);
+        assert.deepEqual((await store.listBuckets()).find((x) => x.name === 'b')!.encryption, kms);
+        assert.equal(await store.setBucketEncryption('b', { algorithm: 'AES256', bucketKeyEnabled: false }), true);
+        assert.deepEqual((await store.getBucket('b'))!.encryption, { algorithm: 'AES256', bucketKeyEnabled: false });
+        assert.equal(await store.setBucketEncryption('b', undefined), true);
+        assert.equal((await store.getBucket('b'))!.encryption, undefined);
+        assert.equal(await store.setBucketEncryption('nope', kms), false);
+        await store.setBucketEncryption('other', kms);
+        assert.equal(await store.deleteBucket('other'), 'deleted');
+        await store.createBucket(bucketRecord('other'));
+        assert.equal((await store.getBucket('other'))!.encryption, undefined);
+      }));
     });
 
     // ---------------- KMS ----------------

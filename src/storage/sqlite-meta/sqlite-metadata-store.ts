@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
   AccessKeyRecord,
+  BucketEncryption,
   BucketRecord,
   NamedPolicy,
   UserRecord,
@@ -169,6 +170,17 @@ function kmsStatements(db: Database.Database) {
 const LIST_COLUMNS =
   'bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum';
 
+interface BucketRow {
+  name: string;
+  created_at: number;
+  location: string;
+  encryption: string | null;
+}
+
+function toBucket(r: BucketRow): BucketRecord {
+  return { name: r.name, createdAt: r.created_at, location: r.location, ...(r.encryption ? { encryption: JSON.parse(r.encryption) as BucketEncryption } : {}) };
+}
+
 interface ObjectRow {
   bucket: string;
   key: string;
@@ -292,6 +304,10 @@ export class SqliteMetadataStore implements MetadataStore {
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_sse')) {
       this.db.exec('ALTER TABLE uploads ADD COLUMN requested_sse TEXT');
     }
+    // Databases created before buckets had a default encryption configuration.
+    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(buckets)').all().some((c) => c.name === 'encryption')) {
+      this.db.exec('ALTER TABLE buckets ADD COLUMN encryption TEXT');
+    }
     // Databases created before small objects were kept inline.
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(objects)').all().some((c) => c.name === 'inline_data')) {
       this.db.exec('ALTER TABLE objects ADD COLUMN inline_data BLOB');
@@ -303,8 +319,9 @@ export class SqliteMetadataStore implements MetadataStore {
       initSetting: db.prepare('INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)'),
       setSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
       createBucket: db.prepare('INSERT OR IGNORE INTO buckets (name, created_at, location) VALUES (?, ?, ?)'),
-      getBucket: db.prepare<[string], { name: string; created_at: number; location: string }>('SELECT * FROM buckets WHERE name = ?'),
-      listBuckets: db.prepare<[], { name: string; created_at: number; location: string }>('SELECT * FROM buckets ORDER BY name'),
+      getBucket: db.prepare<[string], BucketRow>('SELECT * FROM buckets WHERE name = ?'),
+      listBuckets: db.prepare<[], BucketRow>('SELECT * FROM buckets ORDER BY name'),
+      setBucketEncryption: db.prepare('UPDATE buckets SET encryption = ? WHERE name = ?'),
       bucketHasObjects: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM objects WHERE bucket = ? LIMIT 1'),
       bucketHasUploads: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM uploads WHERE bucket = ? LIMIT 1'),
       deleteBucket: db.prepare('DELETE FROM buckets WHERE name = ?'),
@@ -561,11 +578,15 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async getBucket(name: string): Promise<BucketRecord | undefined> {
     const r = this.stmts.getBucket.get(name);
-    return r && { name: r.name, createdAt: r.created_at, location: r.location };
+    return r && toBucket(r);
+  }
+
+  async setBucketEncryption(name: string, encryption: BucketEncryption | undefined): Promise<boolean> {
+    return this.commit(() => this.stmts.setBucketEncryption.run(encryption ? JSON.stringify(encryption) : null, name).changes === 1);
   }
 
   async listBuckets(): Promise<BucketRecord[]> {
-    return this.stmts.listBuckets.all().map((r) => ({ name: r.name, createdAt: r.created_at, location: r.location }));
+    return this.stmts.listBuckets.all().map(toBucket);
   }
 
   async deleteBucket(name: string): Promise<'deleted' | 'not-empty' | 'missing'> {

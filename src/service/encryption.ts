@@ -1,0 +1,298 @@
+// Data keys for every server-side encryption mode S3 offers, in one place: SSE-S3 (sealed under
+// the master key), SSE-KMS (a KMS data key, GenerateDataKey on write and Decrypt on read, with
+// the object ARN as encryption context, called with the requesting principal's identity), and
+// SSE-KMS with a Bucket Key (a bucket-level KMS data key, held for a limited time, seals the
+// object's data key). KMS errors become the S3 errors AWS answers. docs/key-hierarchy.md.
+import { createHash } from 'node:crypto';
+import { sealDataKey, unsealDataKey, generateDataKey } from '../crypto/hierarchy.ts';
+import { SecretKey } from '../crypto/keys.ts';
+import type { EncryptionContext } from '../kms/blob.ts';
+import { isKmsError } from '../kms/errors.ts';
+import type { KmsCaller, KmsService } from '../kms/service.ts';
+import { S3Error } from '../shared/errors.ts';
+import type { SseRecord } from '../storage/ports.ts';
+import type { MasterKeyService } from './master-keys.ts';
+import { bucketArn, objectArn } from './policies.ts';
+
+/** What a write asks for, after request headers and the bucket default are combined. */
+export type EncryptionRequest =
+  | { mode: 'SSE-S3' }
+  | {
+      mode: 'SSE-KMS';
+      /** As the request (or bucket default) named it: id, ARN, alias, alias ARN; absent = alias/aws/s3. */
+      keyId?: string;
+      /** The context the request added (x-amz-server-side-encryption-context). */
+      context?: EncryptionContext;
+      bucketKey: boolean;
+    };
+
+export interface ObjectBinding {
+  bucket: string;
+  key: string;
+  versionId: string;
+}
+
+/** The key facts a response reports: x-amz-server-side-encryption and friends. */
+export interface SseDescription {
+  algorithm: 'AES256' | 'aws:kms';
+  /** SSE-KMS: the KMS key's ARN. */
+  kmsKeyArn?: string;
+  bucketKeyEnabled?: boolean;
+  /** SSE-KMS: the full encryption context (aws:s3:arn and the request's), for write responses. */
+  context?: EncryptionContext;
+}
+
+export const MANAGED_KEY = 'alias/aws/s3';
+export const BUCKET_KEY_TTL_MS = 10 * 60_000;
+const BUCKET_KEY_CACHE_MAX = 4096;
+
+/** The S3 error AWS answers when the KMS refuses an S3 request's key operation. */
+export function kmsToS3Error(e: unknown): unknown {
+  if (!isKmsError(e)) return e;
+  switch (e.type) {
+    case 'NotFoundException':
+    case 'InvalidArnException':
+      return new S3Error('KMS.NotFoundException', e.message);
+    case 'DisabledException':
+      return new S3Error('KMS.DisabledException', e.message);
+    case 'KMSInvalidStateException':
+      return new S3Error('KMS.KMSInvalidStateException', e.message);
+    case 'AccessDeniedException':
+      return new S3Error('AccessDenied', e.message);
+    case 'ThrottlingException':
+      return new S3Error('SlowDown', 'Please reduce your request rate for operations involving AWS KMS.');
+    case 'InvalidCiphertextException':
+    case 'IncorrectKeyException':
+      return new S3Error('KMS.InvalidCiphertextException', 'The object\'s encrypted data key could not be decrypted by the KMS.');
+    case 'ValidationException':
+      return new S3Error('InvalidArgument', e.message);
+    default:
+      return new S3Error('InternalError');
+  }
+}
+
+interface CachedKey {
+  /** Resolves to the bucket key; entries are shared by concurrent requests (single flight). */
+  key: Promise<{ key: SecretKey; blob: Buffer; kmsKeyId: string }>;
+  expires: number;
+}
+
+export interface EncryptionDeps {
+  masterKeys: MasterKeyService;
+  kms?: KmsService;
+  now?: () => number;
+  bucketKeyTtlMs?: number;
+}
+
+export class EncryptionService {
+  private readonly now: () => number;
+  private readonly ttl: number;
+  /** Bucket keys by principal and bucket/key/context (writes) or by ciphertext blob (reads). */
+  private readonly bucketKeys = new Map<string, CachedKey>();
+
+  constructor(private readonly deps: EncryptionDeps) {
+    this.now = deps.now ?? Date.now;
+    this.ttl = deps.bucketKeyTtlMs ?? BUCKET_KEY_TTL_MS;
+  }
+
+  private get kms(): KmsService {
+    if (!this.deps.kms) throw new S3Error('NotImplemented', 'Server-side encryption with AWS KMS keys (SSE-KMS) is not available on this server.');
+    return this.deps.kms;
+  }
+
+  /** The KMS key's ARN for a key id (UUID). */
+  keyArn(kmsKeyId: string): string {
+    return this.kms.keyArn(kmsKeyId);
+  }
+
+  /** Describes a stored object's encryption for response headers (never the context). */
+  describe(sse: SseRecord): SseDescription {
+    if (sse.mode === 'SSE-KMS' && sse.kmsKeyId) {
+      return { algorithm: 'aws:kms', kmsKeyArn: this.keyArn(sse.kmsKeyId), ...(sse.bucketKeyBlob ? { bucketKeyEnabled: true } : {}) };
+    }
+    return { algorithm: 'AES256' };
+  }
+
+  /** A fresh data key for a new object version (or upload) and how it is kept. */
+  async newDataKey(binding: ObjectBinding, req: EncryptionRequest, caller?: KmsCaller): Promise<{ dataKey: SecretKey; sse: SseRecord; description: SseDescription }> {
+    if (req.mode === 'SSE-S3') {
+      const { dataKey, sse } = this.deps.masterKeys.newDataKey(binding);
+      return { dataKey, sse, description: { algorithm: 'AES256' } };
+    }
+    const who = requireCaller(caller);
+    const userContext = req.context ?? {};
+    const contextJson = Object.keys(userContext).length ? JSON.stringify(userContext) : undefined;
+    if (req.bucketKey) {
+      const context = { ...userContext, 'aws:s3:arn': bucketArn(binding.bucket) };
+      const bk = await this.bucketKeyForWrite(who, binding.bucket, req.keyId ?? MANAGED_KEY, context);
+      const dataKey = generateDataKey();
+      const sealed = sealDataKey(bk.key, dataKey, { ...binding, mode: 'SSE-KMS' });
+      return {
+        dataKey,
+        sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: sealed.toString('base64'), kmsKeyId: bk.kmsKeyId, bucketKeyBlob: bk.blob.toString('base64'), ...(contextJson ? { kmsContext: contextJson } : {}) },
+        description: { algorithm: 'aws:kms', kmsKeyArn: this.keyArn(bk.kmsKeyId), bucketKeyEnabled: true, context },
+      };
+    }
+    const context = { ...userContext, 'aws:s3:arn': objectArn(binding.bucket, binding.key) };
+    let generated: { blob: Buffer; plaintext?: Buffer; keyArn: string };
+    try {
+      generated = await this.kms.generateDataKey(who, { keyId: req.keyId ?? MANAGED_KEY, keySpec: 'AES_256', context, withPlaintext: true });
+    } catch (e) {
+      throw kmsToS3Error(e);
+    }
+    const plaintext = generated.plaintext!;
+    let dataKey: SecretKey;
+    try {
+      dataKey = SecretKey.from(plaintext);
+    } finally {
+      plaintext.fill(0);
+    }
+    const kmsKeyId = generated.keyArn.slice(generated.keyArn.lastIndexOf('/') + 1);
+    return {
+      dataKey,
+      sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: generated.blob.toString('base64'), kmsKeyId, ...(contextJson ? { kmsContext: contextJson } : {}) },
+      description: { algorithm: 'aws:kms', kmsKeyArn: generated.keyArn, context },
+    };
+  }
+
+  /** Opens a stored data key: SSE-S3 locally, SSE-KMS through the KMS as `caller`. */
+  async openDataKey(sse: SseRecord, binding: ObjectBinding, caller?: KmsCaller): Promise<SecretKey> {
+    if (sse.mode === 'SSE-S3') return this.deps.masterKeys.openDataKey(sse, binding);
+    if (sse.mode !== 'SSE-KMS' || !sse.kmsKeyId) throw new Error(`cannot open a data key of mode ${sse.mode}`);
+    const who = requireCaller(caller);
+    const userContext = sse.kmsContext ? (JSON.parse(sse.kmsContext) as EncryptionContext) : {};
+    if (sse.bucketKeyBlob) {
+      const context = { ...userContext, 'aws:s3:arn': bucketArn(binding.bucket) };
+      const bk = await this.bucketKeyForRead(who, sse.kmsKeyId, Buffer.from(sse.bucketKeyBlob, 'base64'), context);
+      return unsealDataKey(bk, Buffer.from(sse.sealedKey, 'base64'), { ...binding, mode: 'SSE-KMS' });
+    }
+    const context = { ...userContext, 'aws:s3:arn': objectArn(binding.bucket, binding.key) };
+    let plaintext: Buffer;
+    try {
+      ({ plaintext } = await this.kms.decrypt(who, Buffer.from(sse.sealedKey, 'base64'), context));
+    } catch (e) {
+      throw await this.readError(e, sse.kmsKeyId);
+    }
+    try {
+      return SecretKey.from(plaintext);
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  /** A read whose key is gone for good (deleted: crypto-shredded) says so. */
+  private async readError(e: unknown, kmsKeyId: string): Promise<unknown> {
+    if (isKmsError(e) && (e.type === 'InvalidCiphertextException' || e.type === 'NotFoundException') && (await this.kms.keyState(kmsKeyId)) === undefined) {
+      return new S3Error('KMS.NotFoundException', `Key '${this.keyArn(kmsKeyId)}' does not exist`);
+    }
+    return kmsToS3Error(e);
+  }
+
+  // ---- Bucket Keys ----
+
+  private cacheGet(id: string): CachedKey | undefined {
+    const hit = this.bucketKeys.get(id);
+    if (!hit) return undefined;
+    if (hit.expires <= this.now()) {
+      this.evict(id, hit);
+      return undefined;
+    }
+    return hit;
+  }
+
+  private cachePut(id: string, entry: CachedKey): void {
+    if (this.bucketKeys.size >= BUCKET_KEY_CACHE_MAX) {
+      const oldest = this.bucketKeys.keys().next().value as string;
+      this.evict(oldest, this.bucketKeys.get(oldest)!);
+    }
+    this.bucketKeys.set(id, entry);
+    // A failed KMS call is not cached.
+    entry.key.catch(() => {
+      if (this.bucketKeys.get(id) === entry) this.bucketKeys.delete(id);
+    });
+  }
+
+  private evict(id: string, entry: CachedKey): void {
+    if (this.bucketKeys.get(id) === entry) this.bucketKeys.delete(id);
+    // Zeroed a little later: a request that already holds the key finishes with it first.
+    entry.key.then((k) => setTimeout(() => k.key.zero(), 1000).unref(), () => undefined);
+  }
+
+  /** A cached bucket key is used only while its KMS key is still Enabled. */
+  private async usable(id: string, entry: CachedKey): Promise<{ key: SecretKey; blob: Buffer; kmsKeyId: string } | undefined> {
+    let k: { key: SecretKey; blob: Buffer; kmsKeyId: string };
+    try {
+      k = await entry.key;
+    } catch {
+      return undefined;
+    }
+    if ((await this.kms.keyState(k.kmsKeyId)) === 'Enabled') return k;
+    this.evict(id, entry);
+    return undefined;
+  }
+
+  private async bucketKeyForWrite(caller: KmsCaller, bucket: string, keyId: string, context: EncryptionContext): Promise<{ key: SecretKey; blob: Buffer; kmsKeyId: string }> {
+    const id = ['w', caller.principal.arn, bucket, keyId, JSON.stringify(context)].join('\n');
+    const hit = this.cacheGet(id);
+    if (hit) {
+      const k = await this.usable(id, hit);
+      if (k) return k;
+    }
+    const entry: CachedKey = {
+      expires: this.now() + this.ttl,
+      key: (async () => {
+        const g = await this.kms.generateDataKey(caller, { keyId, keySpec: 'AES_256', context, withPlaintext: true });
+        const plaintext = g.plaintext!;
+        try {
+          return { key: SecretKey.from(plaintext), blob: g.blob, kmsKeyId: g.keyArn.slice(g.keyArn.lastIndexOf('/') + 1) };
+        } finally {
+          plaintext.fill(0);
+        }
+      })(),
+    };
+    this.cachePut(id, entry);
+    try {
+      return await entry.key;
+    } catch (e) {
+      throw kmsToS3Error(e);
+    }
+  }
+
+  private async bucketKeyForRead(caller: KmsCaller, kmsKeyId: string, blob: Buffer, context: EncryptionContext): Promise<SecretKey> {
+    const id = ['r', caller.principal.arn, createHash('sha256').update(blob).update(JSON.stringify(context)).digest('base64')].join('\n');
+    const hit = this.cacheGet(id);
+    if (hit) {
+      const k = await this.usable(id, hit);
+      if (k) return k.key;
+    }
+    const entry: CachedKey = {
+      expires: this.now() + this.ttl,
+      key: (async () => {
+        const { plaintext } = await this.kms.decrypt(caller, blob, context);
+        try {
+          return { key: SecretKey.from(plaintext), blob, kmsKeyId };
+        } finally {
+          plaintext.fill(0);
+        }
+      })(),
+    };
+    this.cachePut(id, entry);
+    try {
+      return (await entry.key).key;
+    } catch (e) {
+      throw await this.readError(e, kmsKeyId);
+    }
+  }
+
+  /** Forgets every cached bucket key (tests, and an operator's "drop caches"). */
+  clearBucketKeys(): void {
+    for (const [id, entry] of [...this.bucketKeys]) this.evict(id, entry);
+  }
+}
+
+function requireCaller(caller: KmsCaller | undefined): KmsCaller {
+  if (!caller || caller.principal.type === 'Anonymous') {
+    throw new S3Error('InvalidArgument', 'Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4.', { ArgumentName: 'Authorization' });
+  }
+  return caller;
+}
