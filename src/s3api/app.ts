@@ -123,6 +123,9 @@ async function handle(
             kms: {
               principal,
               viaService: `s3.${deps.region}.amazonaws.com`,
+              requestId: id,
+              ...(req.socket.remoteAddress ? { sourceIp: req.socket.remoteAddress } : {}),
+              ...(typeof req.headers['user-agent'] === 'string' ? { userAgent: req.headers['user-agent'] } : {}),
               conditionKeys: {
                 'aws:SecureTransport': secure ? 'true' : 'false',
                 ...(req.socket.remoteAddress ? { 'aws:SourceIp': req.socket.remoteAddress } : {}),
