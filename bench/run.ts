@@ -11,7 +11,7 @@
 //   BENCH_CLIENT=node             load generator on node's http/https Agent instead of the raw client
 //   BENCH_IDLE_WAIT_S=30          before each phase wait up to this long for the machine to be idle (0 = don't)
 //   BENCH_KMS=0                   skip the KMS API figures (GenerateDataKey, Decrypt; Coffer only)
-//   BENCH_SSE_KMS=1               also SSE-KMS 4 KiB PUT/GET with and without Bucket Keys (off until S3 has SSE-KMS)
+//   BENCH_SSE_KMS=0               skip SSE-KMS 4 KiB PUT/GET with and without Bucket Keys
 // Progress goes to stderr, the report to stdout.
 import { writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
