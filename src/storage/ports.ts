@@ -336,7 +336,7 @@ export interface KmsStore {
   listKmsKeys(): Promise<KmsKeyRecord[]>;
   /** Replaces a key's metadata; false if absent. */
   updateKmsKey(k: KmsKeyRecord): Promise<boolean>;
-  /** Deletes a key for good: its metadata, every material version, its aliases, policy and tags. */
+  /** Deletes a key for good: its metadata, every material version, its aliases, policy, tags and grants. */
   deleteKmsKey(keyId: string): Promise<boolean>;
   /**
    * Adds a material version and makes it the key's current one (compare and swap: only if the
@@ -361,6 +361,40 @@ export interface KmsStore {
   /** Adds or replaces tags. */
   putKmsTags(keyId: string, tags: KmsTag[]): Promise<void>;
   deleteKmsTags(keyId: string, tagKeys: string[]): Promise<void>;
+  /** Adds a grant; false if its key does not exist or the grant id is taken. */
+  createKmsGrant(g: KmsGrantRecord): Promise<boolean>;
+  getKmsGrant(keyId: string, grantId: string): Promise<KmsGrantRecord | undefined>;
+  /** A key's grants, oldest first (by creation time, then grant id). */
+  listKmsGrants(keyId: string): Promise<KmsGrantRecord[]>;
+  /** The grants of every key naming this retiring principal, oldest first. */
+  listKmsGrantsByRetiringPrincipal(principal: string): Promise<KmsGrantRecord[]>;
+  /** Removes a grant (retired or revoked); false if absent. */
+  deleteKmsGrant(keyId: string, grantId: string): Promise<boolean>;
+}
+
+/** The encryption-context constraints of a grant (at most one of them is set). */
+export interface KmsGrantConstraints {
+  /** Every pair must be in the request's encryption context. */
+  encryptionContextSubset?: Record<string, string>;
+  /** The request's encryption context must be exactly this. */
+  encryptionContextEquals?: Record<string, string>;
+}
+
+/** A KMS grant: its grantee may call the listed operations on the key. */
+export interface KmsGrantRecord {
+  /** 64 hex characters. */
+  grantId: string;
+  keyId: string;
+  name?: string;
+  createdAt: number;
+  /** An ARN (arn:aws:iam::<account>:user/<name>, ...:root). */
+  granteePrincipal: string;
+  retiringPrincipal?: string;
+  /** arn:aws:iam::<account>:root of the account that created it. */
+  issuingAccount: string;
+  /** Grant operations (Encrypt, Decrypt, GenerateDataKey, CreateGrant, RetireGrant, DescribeKey, ...). */
+  operations: string[];
+  constraints?: KmsGrantConstraints;
 }
 
 export interface RewrapItem {

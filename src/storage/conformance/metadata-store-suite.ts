@@ -20,6 +20,7 @@ import {
   type AuditQuery,
   type AuditRecord,
   type BucketRecord,
+  type KmsGrantRecord,
   type KmsKeyRecord,
   type KmsMaterialRecord,
   type MetadataStore,
@@ -1079,6 +1080,52 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(await store.listKmsTags('k'), []);
         assert.deepEqual((await store.listKmsAliases()).map((a) => a.name), ['alias/j']);
         assert.ok(await store.getKmsKey('j'));
+      }));
+
+      const grant = (keyId: string, grantId: string, over: Partial<KmsGrantRecord> = {}): KmsGrantRecord => ({
+        grantId,
+        keyId,
+        createdAt: T0,
+        granteePrincipal: 'arn:aws:iam::111122223333:user/alice',
+        issuingAccount: 'arn:aws:iam::111122223333:root',
+        operations: ['Encrypt', 'Decrypt'],
+        ...over,
+      });
+
+      test('grants: create (only on an existing key, id once), get, list by key and by retiring principal, delete', withStore(async (store) => {
+        await store.createKmsKey(key('k'), material('k', 1), '{}', []);
+        await store.createKmsKey(key('j'), material('j', 1), '{}', []);
+        const g1 = grant('k', 'b'.repeat(64), { createdAt: T0 + 2, name: 'n', retiringPrincipal: 'arn:aws:iam::111122223333:user/bob', constraints: { encryptionContextSubset: { a: '1' } } });
+        const g2 = grant('k', 'a'.repeat(64), { createdAt: T0 + 1 });
+        const g3 = grant('j', 'c'.repeat(64), { createdAt: T0, retiringPrincipal: 'arn:aws:iam::111122223333:user/bob', constraints: { encryptionContextEquals: { x: 'y' } } });
+        assert.equal(await store.createKmsGrant(g1), true);
+        assert.equal(await store.createKmsGrant(g2), true);
+        assert.equal(await store.createKmsGrant(g3), true);
+        assert.equal(await store.createKmsGrant(grant('k', 'b'.repeat(64))), false, 'grant id taken');
+        assert.equal(await store.createKmsGrant(grant('nope', 'd'.repeat(64))), false, 'no such key');
+        assert.deepEqual(await store.getKmsGrant('k', g1.grantId), g1);
+        assert.equal(await store.getKmsGrant('j', g1.grantId), undefined, 'a grant belongs to its key');
+        assert.equal(await store.getKmsGrant('k', 'd'.repeat(64)), undefined);
+        assert.deepEqual(await store.listKmsGrants('k'), [g2, g1], 'oldest first');
+        assert.deepEqual(await store.listKmsGrants('nope'), []);
+        assert.deepEqual(await store.listKmsGrantsByRetiringPrincipal('arn:aws:iam::111122223333:user/bob'), [g3, g1]);
+        assert.deepEqual(await store.listKmsGrantsByRetiringPrincipal('arn:aws:iam::111122223333:user/alice'), []);
+        assert.equal(await store.deleteKmsGrant('j', g1.grantId), false, 'wrong key');
+        assert.equal(await store.deleteKmsGrant('k', g1.grantId), true);
+        assert.equal(await store.deleteKmsGrant('k', g1.grantId), false);
+        assert.deepEqual(await store.listKmsGrants('k'), [g2]);
+      }));
+
+      test('deleteKmsKey deletes the key\'s grants; other keys\' grants stay', withStore(async (store) => {
+        await store.createKmsKey(key('k'), material('k', 1), '{}', []);
+        await store.createKmsKey(key('j'), material('j', 1), '{}', []);
+        await store.createKmsGrant(grant('k', 'a'.repeat(64), { retiringPrincipal: 'arn:aws:iam::111122223333:root' }));
+        await store.createKmsGrant(grant('j', 'b'.repeat(64)));
+        assert.equal(await store.deleteKmsKey('k'), true);
+        assert.deepEqual(await store.listKmsGrants('k'), []);
+        assert.equal(await store.getKmsGrant('k', 'a'.repeat(64)), undefined);
+        assert.deepEqual(await store.listKmsGrantsByRetiringPrincipal('arn:aws:iam::111122223333:root'), []);
+        assert.equal((await store.listKmsGrants('j')).length, 1);
       }));
     });
 

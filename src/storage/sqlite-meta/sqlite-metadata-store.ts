@@ -10,6 +10,7 @@ import type {
   NamedPolicy,
   UserRecord,
   KmsAliasRecord,
+  KmsGrantRecord,
   KmsKeyRecord,
   KmsMaterialRecord,
   KmsTag,
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS master_keys (
   version INTEGER PRIMARY KEY, sealed TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);
 `;
 
-/** The KMS tables (src/kms): key metadata as JSON, sealed material versions, aliases, key policies, tags. */
+/** The KMS tables (src/kms): key metadata as JSON, sealed material versions, aliases, key policies, tags, grants (as JSON). */
 const KMS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS kms_keys (key_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kms_materials (
@@ -77,6 +78,10 @@ CREATE TABLE IF NOT EXISTS kms_aliases (
 CREATE TABLE IF NOT EXISTS kms_key_policies (key_id TEXT PRIMARY KEY, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kms_tags (
   key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY (key_id, tag_key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kms_grants (
+  grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, created_at INTEGER NOT NULL, retiring_principal TEXT, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS kms_grants_key ON kms_grants (key_id, created_at, grant_id);
+CREATE INDEX IF NOT EXISTS kms_grants_retiring ON kms_grants (retiring_principal, created_at, grant_id);
 `;
 
 /**
@@ -163,6 +168,12 @@ function kmsStatements(db: Database.Database) {
     listTags: db.prepare<[string], { tag_key: string; tag_value: string }>('SELECT tag_key, tag_value FROM kms_tags WHERE key_id = ? ORDER BY tag_key'),
     putTag: db.prepare('INSERT OR REPLACE INTO kms_tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)'),
     deleteTag: db.prepare('DELETE FROM kms_tags WHERE key_id = ? AND tag_key = ?'),
+    deleteKeyGrants: db.prepare('DELETE FROM kms_grants WHERE key_id = ?'),
+    insertGrant: db.prepare('INSERT OR IGNORE INTO kms_grants (grant_id, key_id, created_at, retiring_principal, record) VALUES (?, ?, ?, ?, ?)'),
+    getGrant: db.prepare<[string, string], { record: string }>('SELECT record FROM kms_grants WHERE grant_id = ? AND key_id = ?'),
+    listGrants: db.prepare<[string], { record: string }>('SELECT record FROM kms_grants WHERE key_id = ? ORDER BY created_at, grant_id'),
+    listRetirableGrants: db.prepare<[string], { record: string }>('SELECT record FROM kms_grants WHERE retiring_principal = ? ORDER BY created_at, grant_id'),
+    deleteGrant: db.prepare('DELETE FROM kms_grants WHERE grant_id = ? AND key_id = ?'),
   };
 }
 
@@ -811,6 +822,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.kms.deleteKeyAliases.run(keyId);
       this.kms.deleteKeyPolicy.run(keyId);
       this.kms.deleteKeyTags.run(keyId);
+      this.kms.deleteKeyGrants.run(keyId);
       return true;
     });
   }
@@ -877,6 +889,30 @@ export class SqliteMetadataStore implements MetadataStore {
     await this.commit(() => {
       for (const k of tagKeys) this.kms.deleteTag.run(keyId, k);
     });
+  }
+
+  async createKmsGrant(g: KmsGrantRecord): Promise<boolean> {
+    return this.commit(() => {
+      if (!this.kms.getKey.get(g.keyId)) return false;
+      return this.kms.insertGrant.run(g.grantId, g.keyId, g.createdAt, g.retiringPrincipal ?? null, JSON.stringify(g)).changes === 1;
+    });
+  }
+
+  async getKmsGrant(keyId: string, grantId: string): Promise<KmsGrantRecord | undefined> {
+    const r = this.kms.getGrant.get(grantId, keyId);
+    return r ? (JSON.parse(r.record) as KmsGrantRecord) : undefined;
+  }
+
+  async listKmsGrants(keyId: string): Promise<KmsGrantRecord[]> {
+    return this.kms.listGrants.all(keyId).map((r) => JSON.parse(r.record) as KmsGrantRecord);
+  }
+
+  async listKmsGrantsByRetiringPrincipal(principal: string): Promise<KmsGrantRecord[]> {
+    return this.kms.listRetirableGrants.all(principal).map((r) => JSON.parse(r.record) as KmsGrantRecord);
+  }
+
+  async deleteKmsGrant(keyId: string, grantId: string): Promise<boolean> {
+    return this.commit(() => this.kms.deleteGrant.run(grantId, keyId).changes === 1);
   }
 
   // ---- KMS audit trail ----
