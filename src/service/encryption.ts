@@ -52,7 +52,8 @@ export function kmsToS3Error(e: unknown): unknown {
   switch (e.type) {
     case 'NotFoundException':
     case 'InvalidArnException':
-      return new S3Error('KMS.NotFoundException', e.message);
+      // S3 quotes a key id that is not one: "Invalid keyId 'fake-key-id'".
+      return new S3Error('KMS.NotFoundException', e.message.replace(/^Invalid keyId (?!')(.*)$/s, "Invalid keyId '$1'"));
     case 'DisabledException':
       return new S3Error('KMS.DisabledException', e.message);
     case 'KMSInvalidStateException':

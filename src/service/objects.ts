@@ -256,6 +256,17 @@ export class ObjectService {
     return stream;
   }
 
+  /**
+   * Proves `requester` may open the object's data key (kms:Decrypt for SSE-KMS) without reading
+   * it: the checksum of an SSE-KMS object goes only to a caller who could decrypt the object
+   * (AWS, HeadObject with ChecksumMode ENABLED).
+   */
+  async checkDecryptable(obj: ObjectRecord, requester?: Requester): Promise<void> {
+    if (obj.sse.mode !== 'SSE-KMS') return;
+    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms);
+    dataKey.zero();
+  }
+
   async deleteObject(bucket: string, key: string): Promise<void> {
     await this.requireBucket(bucket);
     const { garbageBlobIds } = await this.meta.deleteObject(bucket, key);

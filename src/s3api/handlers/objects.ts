@@ -120,7 +120,11 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
     range = r;
   }
   // A full-object checksum describes the whole object only, so ranged reads do not carry it.
-  if (!range && header(ctx, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED' && obj.checksum) Object.assign(headers, checksumHeaders(obj));
+  if (!range && header(ctx, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED' && obj.checksum) {
+    // An SSE-KMS object's checksum needs kms:Decrypt, as AWS (a GET decrypts anyway, below).
+    if (head) await objects.checkDecryptable(obj, ctx.requester);
+    Object.assign(headers, checksumHeaders(obj));
+  }
   let status = 200;
   let length = obj.size;
   if (range) {
