@@ -100,7 +100,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   if (!/^[a-z0-9-]{1,32}$/.test(region)) throw new ConfigError('--region: lower-case letters, digits and dashes');
   const kmsQuotaText = pick(opts.kmsQuota?.toString(), 'COFFER_KMS_QUOTA', '5500')!.trim();
   const kmsQuota = Number(kmsQuotaText);
-  if (!/^\d+$/.test(kmsQuotaText) || !Number.isSafeInteger(kmsQuota)) throw new ConfigError(`--kms-quota: requests per second, a whole number (0 = no quota), got "${kmsQuotaText}"`);
+  if (!/^\d+$/.test(kmsQuotaText) || kmsQuota > 1_000_000) throw new ConfigError(`--kms-quota: requests per second, a whole number from 0 (no quota) to 1000000, got "${kmsQuotaText}"`);
   return Object.freeze({
     dataDir: pick(opts.dataDir, 'COFFER_DATA_DIR', './data')!,
     http,

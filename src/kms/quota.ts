@@ -1,12 +1,16 @@
 // KMS request quotas: AWS's shared "cryptographic operations (symmetric)" request rate
 // (Encrypt, Decrypt, ReEncrypt, GenerateDataKey, GenerateDataKeyWithoutPlaintext,
-// GenerateRandom), per account, default 5,500 per second. A token bucket per account: it holds
-// at most one second's worth of requests (`limit`) and refills continuously at `limit` per
-// second, so a steady rate up to the limit always passes and a burst passes up to one second's
-// worth. Per node: several nodes sharing a database each allow the full rate (docs/kms.md).
+// GenerateRandom), per account, default 5,500 per second. A sliding one-second window per
+// account: a request passes when fewer than `limit` requests passed in the 1,000 ms before it
+// (a ring of the last `limit` pass times, so each check is O(1)). A steady rate up to the limit
+// always passes, a burst passes up to the limit, and after a burst nothing more passes until a
+// second after it. Per node: several nodes sharing a database each allow the full rate
+// (docs/kms.md).
 import { KmsError } from './errors.ts';
 
 export const DEFAULT_KMS_QUOTA = 5500;
+/** The highest quota (the window keeps one timestamp per request it allows: 8 MB per account at most). */
+export const MAX_KMS_QUOTA = 1_000_000;
 
 /** The operations the quota counts (AWS's shared symmetric cryptographic operations quota). */
 export const QUOTA_OPERATIONS: ReadonlySet<string> = new Set([
@@ -41,8 +45,10 @@ export interface QuotaStatus {
 }
 
 interface Bucket {
-  tokens: number;
-  at: number;
+  /** Pass times (ms) of the last `limit` requests allowed; `next` is where the next goes (the oldest, once full). */
+  passed: Float64Array;
+  next: number;
+  count: number;
   /** Start (ms) of the current one-second counting window, and its counts. */
   windowStart: number;
   allowed: number;
@@ -60,9 +66,12 @@ export class KmsQuota {
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(opts: { limit: number; now?: () => number }) {
-    if (!Number.isFinite(opts.limit) || opts.limit < 0) throw new RangeError('the KMS quota is a number of requests per second, 0 = off');
+    if (!Number.isInteger(opts.limit) || opts.limit < 0 || opts.limit > MAX_KMS_QUOTA) {
+      throw new RangeError(`the KMS quota is a whole number of requests per second, 0 (off) to ${MAX_KMS_QUOTA}`);
+    }
     this.limit = opts.limit;
-    this.now = opts.now ?? Date.now;
+    // Monotonic (a wall clock stepping back would stall the window), in epoch ms.
+    this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
   }
 
   get enabled(): boolean {
@@ -72,7 +81,7 @@ export class KmsQuota {
   private bucket(accountId: string, t: number): Bucket {
     let b = this.buckets.get(accountId);
     if (!b) {
-      b = { tokens: this.limit, at: t, windowStart: t, allowed: 0, throttled: 0, prevAllowed: 0, prevThrottled: 0, allowedTotal: 0, throttledTotal: 0 };
+      b = { passed: new Float64Array(this.limit), next: 0, count: 0, windowStart: t, allowed: 0, throttled: 0, prevAllowed: 0, prevThrottled: 0, allowedTotal: 0, throttledTotal: 0 };
       this.buckets.set(accountId, b);
     }
     // Roll the counting window forward.
@@ -92,12 +101,11 @@ export class KmsQuota {
     if (!this.enabled) return true;
     const t = this.now();
     const b = this.bucket(accountId, t);
-    if (t > b.at) {
-      b.tokens = Math.min(this.limit, b.tokens + ((t - b.at) * this.limit) / 1000);
-      b.at = t;
-    }
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
+    // Full: the oldest of the last `limit` passes must be a second old.
+    if (b.count < this.limit || b.passed[b.next]! <= t - 1000) {
+      b.passed[b.next] = t;
+      b.next = (b.next + 1) % this.limit;
+      if (b.count < this.limit) b.count++;
       b.allowed++;
       b.allowedTotal++;
       return true;

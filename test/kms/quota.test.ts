@@ -1,6 +1,7 @@
 // KmsQuota with an injected clock: a full second's worth passes at once, the excess is
-// throttled, tokens come back at the limit's rate, accounts are counted apart, 0 is off, and
-// the status reports the last full second and the totals.
+// throttled until a second after the burst (a sliding window: never more than the limit in any
+// 1,000 ms), a steady rate at the limit passes, accounts are counted apart, 0 is off, and the
+// status reports the last full second and the totals.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KmsError } from '../../src/kms/errors.ts';
@@ -21,17 +22,27 @@ test('a burst passes up to one second of the limit; the rest is throttled', () =
   assert.equal(s.throttledTotal, 150);
 });
 
-test('tokens refill at the limit per second, never beyond one second of them', () => {
+test('sliding window: after a burst nothing passes until a second after it; never more than the limit in any second', () => {
   const { q, clock } = clocked(10);
   for (let i = 0; i < 10; i++) assert.ok(q.tryTake('a'));
   assert.equal(q.tryTake('a'), false);
-  clock.t += 100; // one token back
-  assert.equal(q.tryTake('a'), true);
-  assert.equal(q.tryTake('a'), false);
-  clock.t += 60_000; // a long pause still leaves only 10
+  clock.t += 999;
+  assert.equal(q.tryTake('a'), false, 'still within the second of the burst');
+  clock.t += 1;
   let ok = 0;
   for (let i = 0; i < 30; i++) if (q.tryTake('a')) ok++;
+  assert.equal(ok, 10, 'a second later: another 10');
+  clock.t += 60_000; // a long pause still allows only 10 at once
+  ok = 0;
+  for (let i = 0; i < 30; i++) if (q.tryTake('a')) ok++;
   assert.equal(ok, 10);
+  // Random arrivals: any 1,000 ms holds at most `limit` passes.
+  const passes: number[] = [];
+  for (let i = 0; i < 5000; i++) {
+    clock.t += Math.floor(Math.random() * 40);
+    if (q.tryTake('b')) passes.push(clock.t);
+  }
+  for (let i = 10; i < passes.length; i++) assert.ok(passes[i]! - passes[i - 10]! >= 1000, `11 passes within a second at ${i}`);
 });
 
 test('a steady rate at the limit always passes', () => {
@@ -64,6 +75,8 @@ test('0 is off', () => {
   for (let i = 0; i < 10_000; i++) assert.ok(q.tryTake('a'));
   assert.equal(q.enabled, false);
   assert.throws(() => new KmsQuota({ limit: -1 }), RangeError);
+  assert.throws(() => new KmsQuota({ limit: 1.5 }), RangeError);
+  assert.throws(() => new KmsQuota({ limit: 2_000_000 }), RangeError);
 });
 
 test('status: the last full second and totals', () => {
