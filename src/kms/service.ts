@@ -11,12 +11,28 @@ import { labelAad, seal, unseal } from '../crypto/envelope.ts';
 import { SecretKey, systemRng, type Rng } from '../crypto/keys.ts';
 import { isPolicyError, parsePolicy, type ContextValue, type Policy } from '../policy/index.ts';
 import type { Principal } from '../service/identities.ts';
-import type { AuditStore, KmsAliasRecord, KmsKeyRecord, KmsMaterialRecord, KmsStore, KmsTag } from '../storage/ports.ts';
+import type { AuditStore, KmsAliasRecord, KmsGrantRecord, KmsKeyRecord, KmsMaterialRecord, KmsStore, KmsTag } from '../storage/ports.ts';
 import { authorizeKms, accessDeniedMessage, type KmsDecisionInput } from './authorize.ts';
 import { decryptBlob, encryptBlob, isKeyUuid, parseBlobHeader, type EncryptionContext } from './blob.ts';
 import { KmsError } from './errors.ts';
 import { apiEvent, serviceEvent, toAppend, type CloudTrailEvent } from './audit.ts';
 import { QUOTA_OPERATIONS, THROTTLING_MESSAGE, type KmsQuota, type QuotaStatus } from './quota.ts';
+import {
+  atLeastAsStrict,
+  constraintsOut,
+  constraintTypes,
+  grantAllows,
+  grantToken,
+  isGrantee,
+  newGrantId,
+  parseGrantToken,
+  sameGrantParameters,
+  validateConstraints,
+  validateGrantId,
+  validateGrantName,
+  validateOperations,
+  validatePrincipal,
+} from './grants.ts';
 import type { Logger } from '../shared/logger.ts';
 
 export const MATERIAL_LABEL = 'coffer/kms-material/v1';
@@ -78,6 +94,30 @@ export interface CreateKeyInput {
   keySpec?: string;
   origin?: string;
   multiRegion?: boolean;
+}
+
+export interface CreateGrantInput {
+  keyId: unknown;
+  granteePrincipal: unknown;
+  retiringPrincipal?: unknown;
+  operations: unknown;
+  /** {EncryptionContextSubset?, EncryptionContextEquals?} as the API gives it. */
+  constraints?: unknown;
+  name?: unknown;
+  dryRun?: boolean;
+}
+
+/** A grant as ListGrants / ListRetirableGrants answer it. */
+export interface GrantListEntry {
+  KeyId: string;
+  GrantId: string;
+  Name?: string;
+  CreationDate: number;
+  GranteePrincipal: string;
+  RetiringPrincipal?: string;
+  IssuingAccount: string;
+  Operations: string[];
+  Constraints?: Record<string, Record<string, string>>;
 }
 
 export interface Page<T> {
@@ -296,13 +336,14 @@ export class KmsService {
     return k;
   }
 
-  private sealMaterial(keyId: string, version: number, origin: KmsMaterialRecord['origin']): KmsMaterialRecord {
-    const raw = this.rng.randomBytes(32);
+  /** A material version sealed under the root key: `given` material (left to its owner to wipe), else random. */
+  private sealMaterial(keyId: string, version: number, origin: KmsMaterialRecord['origin'], given?: Buffer): KmsMaterialRecord {
+    const raw = given ?? this.rng.randomBytes(32);
     try {
       const sealed = seal(this.deps.root, raw, materialAad(keyId, version), this.rng);
       return { keyId, version, sealed: sealed.toString('base64'), createdAt: this.now(), origin };
     } finally {
-      raw.fill(0);
+      if (!given) raw.fill(0);
     }
   }
 
@@ -381,8 +422,20 @@ export class KmsService {
     return out;
   }
 
-  /** Authorizes `action` on key `k` (key policy + identity policies), or throws AccessDeniedException. */
-  private async authorize(caller: KmsCaller, action: string, k: KmsKeyRecord | undefined, extra: Record<string, ContextValue> = {}): Promise<void> {
+  /**
+   * Authorizes `action` on key `k` (key policy + identity policies), or throws
+   * AccessDeniedException. An implicit deny is overturned by a grant of the key whose grantee
+   * is the caller, which lists the operation, and whose constraints the request's encryption
+   * context (the kms:EncryptionContext:* keys of `extra`) satisfies; `grantFilter` narrows the
+   * grants that count (CreateGrant through a grant). An explicit Deny wins over any grant.
+   */
+  private async authorize(
+    caller: KmsCaller,
+    action: string,
+    k: KmsKeyRecord | undefined,
+    extra: Record<string, ContextValue> = {},
+    grantFilter?: (g: KmsGrantRecord) => boolean,
+  ): Promise<void> {
     const identity = await this.deps.identityPolicies(caller.principal);
     const resource = k ? this.keyArn(k.keyId) : '*';
     const input: KmsDecisionInput = {
@@ -394,7 +447,16 @@ export class KmsService {
       conditionKeys: this.contextKeys(caller, extra),
     };
     const decision = authorizeKms(input);
-    if (decision.effect !== 'Allow') throw new KmsError('AccessDeniedException', accessDeniedMessage(input, decision));
+    if (decision.effect === 'Allow') return;
+    if (decision.effect === 'ImplicitDeny' && k && action.startsWith('kms:')) {
+      const operation = action.slice(4);
+      const ctx: EncryptionContext = {};
+      for (const [name, v] of Object.entries(extra)) if (name.startsWith('kms:EncryptionContext:') && typeof v === 'string') ctx[name.slice(22)] = v;
+      for (const g of await this.store.listKmsGrants(k.keyId)) {
+        if (grantAllows(g, caller.principal, operation, ctx) && (!grantFilter || grantFilter(g))) return;
+      }
+    }
+    throw new KmsError('AccessDeniedException', accessDeniedMessage(input, decision));
   }
 
   private requireEnabled(k: KmsKeyRecord): void {
@@ -692,6 +754,91 @@ export class KmsService {
 
   listResourceTags(caller: KmsCaller, keyId: unknown, limit?: number, marker?: string): Promise<Page<KmsTag>> {
     return this.call(caller, 'ListResourceTags', { keyId, limit, marker }, () => this.doListResourceTags(caller, keyId, limit, marker), { keyIds: [keyId] });
+  }
+
+  createGrant(caller: KmsCaller, input: CreateGrantInput): Promise<{ grantId: string; grantToken: string; keyArn: string }> {
+    const params = {
+      keyId: input.keyId,
+      granteePrincipal: input.granteePrincipal,
+      retiringPrincipal: input.retiringPrincipal,
+      operations: input.operations,
+      constraints: input.constraints,
+      name: input.name,
+      dryRun: input.dryRun,
+    };
+    return this.call(caller, 'CreateGrant', params, () => this.doCreateGrant(caller, input), {
+      keyIds: [input.keyId],
+      keyArns: (r) => [r.keyArn],
+      response: (r) => ({ grantId: r.grantId }),
+    });
+  }
+
+  listGrants(caller: KmsCaller, input: { keyId: unknown; grantId?: unknown; granteePrincipal?: unknown; limit?: number; marker?: string }): Promise<Page<GrantListEntry>> {
+    return this.call(caller, 'ListGrants', { ...input }, () => this.doListGrants(caller, input), { keyIds: [input.keyId] });
+  }
+
+  listRetirableGrants(caller: KmsCaller, retiringPrincipal: unknown, limit?: number, marker?: string): Promise<Page<GrantListEntry>> {
+    return this.call(caller, 'ListRetirableGrants', { retiringPrincipal, limit, marker }, () => this.doListRetirableGrants(caller, retiringPrincipal, limit, marker), { keyArns: () => [] });
+  }
+
+  retireGrant(caller: KmsCaller, input: { grantToken?: unknown; keyId?: unknown; grantId?: unknown; dryRun?: boolean }): Promise<string> {
+    // The token is not secret, but long: the event names the key and grant it stands for.
+    let named: { keyId?: unknown; grantId?: unknown } = { keyId: input.keyId, grantId: input.grantId };
+    if (input.grantToken !== undefined) {
+      try {
+        named = parseGrantToken(input.grantToken);
+      } catch {
+        named = {};
+      }
+    }
+    return this.call(caller, 'RetireGrant', { ...named, dryRun: input.dryRun }, () => this.doRetireGrant(caller, input), { keyIds: [named.keyId], keyArns: (arn) => [arn] });
+  }
+
+  revokeGrant(caller: KmsCaller, keyId: unknown, grantId: unknown, dryRun?: boolean): Promise<void> {
+    return this.call(caller, 'RevokeGrant', { keyId, grantId, dryRun }, () => this.doRevokeGrant(caller, keyId, grantId, dryRun), { keyIds: [keyId] });
+  }
+
+  /**
+   * `coffer kms import`: creates a symmetric key with a chosen id and, optionally, chosen
+   * 32-byte material (else random), sealed under the root key like any other, with the default
+   * key policy, and optionally an alias. Not a KMS API call (an administrator with the root
+   * key runs it); recorded in the audit trail as ImportKey by the account root. The caller's
+   * `material` buffer is left to the caller to wipe.
+   */
+  async importKey(input: { keyId: string; material?: Buffer; alias?: string; description?: string }): Promise<KeyMetadata> {
+    const keyId = input.keyId.toLowerCase();
+    if (!isKeyUuid(keyId)) throw new KmsError('ValidationException', `The key id must be a UUID (such as 1234abcd-12ab-34cd-56ef-1234567890ab), got "${input.keyId}"`);
+    if (input.material !== undefined && input.material.length !== 32) throw new KmsError('ValidationException', `Key material must be 32 bytes (AES-256), got ${input.material.length}`);
+    const description = input.description ?? '';
+    if (description.length > 8192) throw new KmsError('ValidationException', 'Description must be at most 8192 characters');
+    const alias = input.alias !== undefined ? this.validateAliasName(input.alias, true) : undefined;
+    if (alias !== undefined && (await this.store.getKmsAlias(alias))) throw new KmsError('AlreadyExistsException', `An alias with the name ${this.aliasArn(alias)} already exists`);
+    if (await this.store.getKmsKey(keyId)) throw new KmsError('AlreadyExistsException', `A key with the id ${keyId} already exists (${this.keyArn(keyId)})`);
+    const at = this.now();
+    const k: KmsKeyRecord = { keyId, createdAt: at, description, keyManager: 'CUSTOMER', state: 'Enabled', currentMaterial: 1, rotationEnabled: false };
+    const material = this.sealMaterial(keyId, 1, 'CREATE', input.material);
+    if (!(await this.store.createKmsKey(k, material, defaultKeyPolicy(this.deps.accountId), []))) {
+      throw new KmsError('AlreadyExistsException', `A key with the id ${keyId} already exists (${this.keyArn(keyId)})`);
+    }
+    if (alias !== undefined && !(await this.store.createKmsAlias({ name: alias, keyId, createdAt: at, updatedAt: at }))) {
+      throw new KmsError('AlreadyExistsException', `The key ${keyId} was imported, but the alias ${alias} was created meanwhile by someone else`);
+    }
+    const account = this.deps.accountId;
+    const root: Principal = { type: 'Root', arn: `arn:aws:iam::${account}:root`, account, userId: account };
+    await this.appendEvent(
+      apiEvent({
+        caller: { principal: root, userAgent: 'coffer kms import', sourceIp: 'coffer kms import' },
+        eventName: 'ImportKey',
+        time: at,
+        region: this.deps.region,
+        accountId: account,
+        requestParameters: prune({ keyId, materialSupplied: input.material !== undefined, description: input.description, aliasName: alias }),
+        responseElements: { keyId, arn: this.keyArn(keyId) },
+        keyArns: [this.keyArn(keyId)],
+      }),
+      at,
+    );
+    return this.metadata(k);
   }
 
   // ---- keys ----
@@ -1052,6 +1199,147 @@ export class KmsService {
     await this.authorize(caller, 'kms:ListResourceTags', k);
     return paginate(await this.store.listKmsTags(k.keyId), (t) => t.key, limit, marker);
   }
+
+  // ---- grants (docs/kms.md, "Grants") ----
+
+  private grantEntry(g: KmsGrantRecord): GrantListEntry {
+    const c = constraintsOut(g.constraints);
+    return {
+      KeyId: this.keyArn(g.keyId),
+      GrantId: g.grantId,
+      ...(g.name !== undefined ? { Name: g.name } : {}),
+      CreationDate: seconds(g.createdAt),
+      GranteePrincipal: g.granteePrincipal,
+      ...(g.retiringPrincipal !== undefined ? { RetiringPrincipal: g.retiringPrincipal } : {}),
+      IssuingAccount: g.issuingAccount,
+      Operations: g.operations,
+      ...(c ? { Constraints: c } : {}),
+    };
+  }
+
+  private static dryRun(): KmsError {
+    return new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.');
+  }
+
+  private async doCreateGrant(caller: KmsCaller, input: CreateGrantInput): Promise<{ grantId: string; grantToken: string; keyArn: string }> {
+    const granteePrincipal = validatePrincipal(input.granteePrincipal, 'granteePrincipal');
+    const retiringPrincipal = input.retiringPrincipal === undefined || input.retiringPrincipal === null ? undefined : validatePrincipal(input.retiringPrincipal, 'retiringPrincipal');
+    const operations = validateOperations(input.operations);
+    const constraints = validateConstraints(input.constraints);
+    const name = validateGrantName(input.name);
+    const k = await this.resolve(input.keyId, { aliases: false });
+    const ctxKeys: Record<string, ContextValue> = {};
+    for (const m of [constraints?.encryptionContextSubset, constraints?.encryptionContextEquals]) Object.assign(ctxKeys, KmsService.encryptionContextKeys(m));
+    const types = constraintTypes(constraints);
+    await this.authorize(
+      caller,
+      'kms:CreateGrant',
+      k,
+      {
+        ...ctxKeys,
+        'kms:GrantOperations': operations,
+        'kms:GranteePrincipal': granteePrincipal,
+        ...(retiringPrincipal !== undefined ? { 'kms:RetiringPrincipal': retiringPrincipal } : {}),
+        'kms:GrantIsForAWSResource': caller.viaService ? 'true' : 'false',
+        ...(types.length ? { 'kms:GrantConstraintType': types } : {}),
+      },
+      // Through a grant: only a subset of its operations, and at least its constraints.
+      (parent) => operations.every((o) => parent.operations.includes(o)) && atLeastAsStrict(constraints, parent.constraints),
+    );
+    this.requireNotPendingDeletion(k);
+    if (input.dryRun) throw KmsService.dryRun();
+    const wanted = {
+      keyId: k.keyId,
+      granteePrincipal,
+      operations,
+      ...(name !== undefined ? { name } : {}),
+      ...(retiringPrincipal !== undefined ? { retiringPrincipal } : {}),
+      ...(constraints ? { constraints } : {}),
+    };
+    if (name !== undefined) {
+      // A named grant with identical parameters exists: the same grant (and a new token), as AWS.
+      const same = (await this.store.listKmsGrants(k.keyId)).find((g) => sameGrantParameters(wanted, g));
+      if (same) return { grantId: same.grantId, grantToken: grantToken(k.keyId, same.grantId), keyArn: this.keyArn(k.keyId) };
+    }
+    const g: KmsGrantRecord = { ...wanted, grantId: newGrantId(), createdAt: this.now(), issuingAccount: `arn:aws:iam::${this.deps.accountId}:root` };
+    if (!(await this.store.createKmsGrant(g))) throw this.notFound(k.keyId);
+    return { grantId: g.grantId, grantToken: grantToken(k.keyId, g.grantId), keyArn: this.keyArn(k.keyId) };
+  }
+
+  private static grantsLimit(limit?: number): number {
+    const n = limit ?? 50;
+    if (!Number.isInteger(n) || n < 1 || n > 100) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value '${limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100`);
+    }
+    return n;
+  }
+
+  private async doListGrants(caller: KmsCaller, input: { keyId: unknown; grantId?: unknown; granteePrincipal?: unknown; limit?: number; marker?: string }): Promise<Page<GrantListEntry>> {
+    const limit = KmsService.grantsLimit(input.limit);
+    const grantId = input.grantId === undefined || input.grantId === null ? undefined : validateGrantId(input.grantId);
+    const grantee = input.granteePrincipal === undefined || input.granteePrincipal === null ? undefined : validatePrincipal(input.granteePrincipal, 'granteePrincipal');
+    const k = await this.resolve(input.keyId, { aliases: false });
+    await this.authorize(caller, 'kms:ListGrants', k);
+    const grants = (await this.store.listKmsGrants(k.keyId)).filter((g) => (grantId === undefined || g.grantId === grantId) && (grantee === undefined || g.granteePrincipal === grantee));
+    const page = paginate(grants, grantSortKey, limit, input.marker);
+    return { ...page, items: page.items.map((g) => this.grantEntry(g)) };
+  }
+
+  private async doListRetirableGrants(caller: KmsCaller, retiringPrincipal: unknown, limit?: number, marker?: string): Promise<Page<GrantListEntry>> {
+    const n = KmsService.grantsLimit(limit);
+    const principal = validatePrincipal(retiringPrincipal, 'retiringPrincipal');
+    // Judged by identity policies alone (resource "*"), as AWS.
+    await this.authorize(caller, 'kms:ListRetirableGrants', undefined);
+    const page = paginate(await this.store.listKmsGrantsByRetiringPrincipal(principal), grantSortKey, n, marker);
+    return { ...page, items: page.items.map((g) => this.grantEntry(g)) };
+  }
+
+  /** The grant a RetireGrant / RevokeGrant names, with its key. */
+  private async namedGrant(keyId: unknown, grantId: string): Promise<{ k: KmsKeyRecord; g: KmsGrantRecord }> {
+    const k = await this.resolve(keyId, { aliases: false });
+    const g = await this.store.getKmsGrant(k.keyId, grantId);
+    if (!g) throw new KmsError('NotFoundException', `Grant ID ${grantId} not found for key ${this.keyArn(k.keyId)}`);
+    return { k, g };
+  }
+
+  private async doRetireGrant(caller: KmsCaller, input: { grantToken?: unknown; keyId?: unknown; grantId?: unknown; dryRun?: boolean }): Promise<string> {
+    let keyId: unknown;
+    let grantId: string;
+    if (input.grantToken !== undefined && input.grantToken !== null) {
+      const t = parseGrantToken(input.grantToken);
+      keyId = t.keyId;
+      grantId = t.grantId;
+    } else {
+      if (input.keyId === undefined || input.keyId === null || input.grantId === undefined || input.grantId === null) {
+        throw new KmsError('ValidationException', 'Either GrantToken, or both KeyId and GrantId, must be specified.');
+      }
+      grantId = validateGrantId(input.grantId);
+      keyId = input.keyId;
+    }
+    const { k, g } = await this.namedGrant(keyId, grantId);
+    // Who may retire a grant is decided by the grant, not by policies (as AWS): its retiring
+    // principal, its grantee when it lists RetireGrant, or the account that issued it.
+    const p = caller.principal;
+    const allowed =
+      (g.retiringPrincipal !== undefined && p.type !== 'Anonymous' && g.retiringPrincipal === p.arn) ||
+      (isGrantee(g, p) && g.operations.includes('RetireGrant')) ||
+      (p.type === 'Root' && g.issuingAccount === `arn:aws:iam::${p.account}:root`);
+    if (!allowed) {
+      throw new KmsError('AccessDeniedException', `User: ${p.arn} is not authorized to perform: kms:RetireGrant on resource: ${this.keyArn(k.keyId)} because it is not the grant's retiring principal, its grantee with the RetireGrant operation, or the account that issued it`);
+    }
+    if (input.dryRun) throw KmsService.dryRun();
+    await this.store.deleteKmsGrant(k.keyId, g.grantId);
+    return this.keyArn(k.keyId);
+  }
+
+  private async doRevokeGrant(caller: KmsCaller, keyId: unknown, grantId: unknown, dryRun?: boolean): Promise<void> {
+    const id = validateGrantId(grantId);
+    const k = await this.resolve(keyId, { aliases: false });
+    await this.authorize(caller, 'kms:RevokeGrant', k);
+    const { g } = await this.namedGrant(k.keyId, id);
+    if (dryRun) throw KmsService.dryRun();
+    await this.store.deleteKmsGrant(k.keyId, g.grantId);
+  }
 }
 
 function internalError(): KmsError {
@@ -1072,9 +1360,32 @@ function prune(params: Record<string, unknown> | null): Record<string, unknown> 
     else if (typeof v === 'number' || typeof v === 'boolean') out[k] = Number.isFinite(v as number) || typeof v === 'boolean' ? v : String(v);
     else if (k.toLowerCase().endsWith('encryptioncontext')) {
       if (typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every((x) => typeof x === 'string')) out[k] = v;
+    } else if (k === 'constraints') {
+      // A grant's constraints: encryption contexts (not secret), kept only as maps of strings.
+      const c = grantConstraintsParam(v);
+      if (c) out[k] = c;
     } else if (Array.isArray(v)) out[k] = v.slice(0, 50);
   }
   return Object.keys(out).length ? out : null;
+}
+
+/** CreateGrant's Constraints as the audit trail keeps them: {encryptionContextSubset?, encryptionContextEquals?} of string maps. */
+function grantConstraintsParam(v: unknown): Record<string, Record<string, string>> | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: Record<string, Record<string, string>> = {};
+  for (const [from, to] of [
+    ['EncryptionContextSubset', 'encryptionContextSubset'],
+    ['EncryptionContextEquals', 'encryptionContextEquals'],
+  ] as const) {
+    const m = (v as Record<string, unknown>)[from];
+    if (typeof m === 'object' && m !== null && !Array.isArray(m) && Object.values(m).every((x) => typeof x === 'string')) out[to] = m as Record<string, string>;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** ListGrants order: oldest first, then by grant id (the marker is the last one's key). */
+function grantSortKey(g: KmsGrantRecord): string {
+  return `${String(g.createdAt).padStart(15, '0')}:${g.grantId}`;
 }
 
 /** Zeroes the plaintext of a result that cannot be answered. */

@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { Principal } from '../../service/identities.ts';
 import type { KmsTag } from '../../storage/ports.ts';
 import { KmsError } from '../errors.ts';
+import { validateGrantTokens } from '../grants.ts';
 import type { KmsCaller, KmsService } from '../service.ts';
 
 export const TARGET_PREFIX = 'TrentService.';
@@ -96,7 +97,10 @@ export const OPERATIONS: Record<string, Op> = {
       ...(bool(b, 'MultiRegion') ? { multiRegion: true } : {}),
     }),
   }),
-  DescribeKey: async (kms, c, b) => ({ KeyMetadata: await kms.describeKey(c, str(b, 'KeyId', true)) }),
+  DescribeKey: async (kms, c, b) => {
+    validateGrantTokens(b['GrantTokens']);
+    return { KeyMetadata: await kms.describeKey(c, str(b, 'KeyId', true)) };
+  },
   ListKeys: async (kms, c, b) => page(await kms.listKeys(c, num(b, 'Limit'), str(b, 'Marker')), 'Keys'),
   CreateAlias: async (kms, c, b) => {
     await kms.createAlias(c, str(b, 'AliasName', true), str(b, 'TargetKeyId', true));
@@ -135,17 +139,20 @@ export const OPERATIONS: Record<string, Op> = {
   CancelKeyDeletion: async (kms, c, b) => ({ KeyId: await kms.cancelKeyDeletion(c, str(b, 'KeyId', true)) }),
   Encrypt: async (kms, c, b) => {
     algorithm(b, 'EncryptionAlgorithm');
+    validateGrantTokens(b['GrantTokens']);
     const r = await kms.encrypt(c, str(b, 'KeyId', true), blob(b, 'Plaintext'), b['EncryptionContext']);
     return { CiphertextBlob: b64(r.blob), KeyId: r.keyArn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
   },
   Decrypt: async (kms, c, b) => {
     algorithm(b, 'EncryptionAlgorithm');
+    validateGrantTokens(b['GrantTokens']);
     const r = await kms.decrypt(c, blob(b, 'CiphertextBlob'), b['EncryptionContext'], str(b, 'KeyId'));
     return { KeyId: r.keyArn, Plaintext: b64(r.plaintext), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
   },
   ReEncrypt: async (kms, c, b) => {
     algorithm(b, 'SourceEncryptionAlgorithm');
     algorithm(b, 'DestinationEncryptionAlgorithm');
+    validateGrantTokens(b['GrantTokens']);
     const r = await kms.reEncrypt(c, {
       blob: blob(b, 'CiphertextBlob'),
       sourceContext: b['SourceEncryptionContext'],
@@ -162,10 +169,12 @@ export const OPERATIONS: Record<string, Op> = {
     };
   },
   GenerateDataKey: async (kms, c, b) => {
+    validateGrantTokens(b['GrantTokens']);
     const r = await kms.generateDataKey(c, { keyId: str(b, 'KeyId', true), keySpec: str(b, 'KeySpec'), numberOfBytes: num(b, 'NumberOfBytes'), context: b['EncryptionContext'], withPlaintext: true });
     return { CiphertextBlob: b64(r.blob), Plaintext: b64(r.plaintext!), KeyId: r.keyArn };
   },
   GenerateDataKeyWithoutPlaintext: async (kms, c, b) => {
+    validateGrantTokens(b['GrantTokens']);
     const r = await kms.generateDataKey(c, { keyId: str(b, 'KeyId', true), keySpec: str(b, 'KeySpec'), numberOfBytes: num(b, 'NumberOfBytes'), context: b['EncryptionContext'], withPlaintext: false });
     return { CiphertextBlob: b64(r.blob), KeyId: r.keyArn };
   },
@@ -211,6 +220,34 @@ export const OPERATIONS: Record<string, Op> = {
   ListResourceTags: async (kms, c, b) => {
     const p = await kms.listResourceTags(c, str(b, 'KeyId', true), num(b, 'Limit'), str(b, 'Marker'));
     return page({ ...p, items: p.items.map((t) => ({ TagKey: t.key, TagValue: t.value })) }, 'Tags');
+  },
+  // ---- grants ----
+  CreateGrant: async (kms, c, b) => {
+    validateGrantTokens(b['GrantTokens']);
+    const r = await kms.createGrant(c, {
+      keyId: str(b, 'KeyId', true),
+      granteePrincipal: str(b, 'GranteePrincipal', true),
+      retiringPrincipal: str(b, 'RetiringPrincipal'),
+      operations: b['Operations'] ?? null,
+      constraints: b['Constraints'],
+      name: str(b, 'Name'),
+      ...(bool(b, 'DryRun') ? { dryRun: true } : {}),
+    });
+    return { GrantToken: r.grantToken, GrantId: r.grantId };
+  },
+  ListGrants: async (kms, c, b) =>
+    page(
+      await kms.listGrants(c, { keyId: str(b, 'KeyId', true), grantId: str(b, 'GrantId'), granteePrincipal: str(b, 'GranteePrincipal'), limit: num(b, 'Limit'), marker: str(b, 'Marker') }),
+      'Grants',
+    ),
+  ListRetirableGrants: async (kms, c, b) => page(await kms.listRetirableGrants(c, str(b, 'RetiringPrincipal', true), num(b, 'Limit'), str(b, 'Marker')), 'Grants'),
+  RetireGrant: async (kms, c, b) => {
+    await kms.retireGrant(c, { grantToken: str(b, 'GrantToken'), keyId: str(b, 'KeyId'), grantId: str(b, 'GrantId'), ...(bool(b, 'DryRun') ? { dryRun: true } : {}) });
+    return {};
+  },
+  RevokeGrant: async (kms, c, b) => {
+    await kms.revokeGrant(c, str(b, 'KeyId', true), str(b, 'GrantId', true), bool(b, 'DryRun'));
+    return {};
   },
 };
 
