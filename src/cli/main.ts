@@ -14,6 +14,7 @@ import { IdentityError } from '../service/identities.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { AuditQuery, AuditRecord, MetadataStore } from '../storage/ports.ts';
 import { banner } from './banner.ts';
+import { registerKmsCommands } from './kms.ts';
 
 const program = new Command();
 program.name('coffer').description('Coffer: an S3-compatible object store in which encryption is the product.');
@@ -338,6 +339,10 @@ dataDirOptions(admin.command('root-credentials').description('Print the root acc
     });
   },
 );
+
+// ---- the KMS: coffer kms import (src/cli/kms.ts) ----
+
+registerKmsCommands(program, dataDirOptions);
 
 // ---- the KMS audit trail ----
 
