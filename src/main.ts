@@ -126,7 +126,13 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
     log,
   });
   if (config.bootstrap) {
-    const summary = await applyBootstrap(readBootstrap(config.bootstrap), { meta, identities: access.identities, policies: access.policies, region: config.region });
+    const summary = await applyBootstrap(readBootstrap(config.bootstrap), {
+      meta,
+      identities: access.identities,
+      policies: access.policies,
+      region: config.region,
+      allowSseCInNewBuckets: config.allowSseCInNewBuckets,
+    });
     log.info(summary, 'applied the bootstrap');
   }
   const tls = config.https ? await loadOrCreateTls(config.dataDir, config.tlsNames, config.tlsCert, config.tlsKey) : undefined;
@@ -152,6 +158,8 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
     ...(config.domain ? { domain: config.domain } : {}),
     credentials: (id) => access.identities.lookup(id),
     authorizer: access.authorizer,
+    allowSseCInNewBuckets: config.allowSseCInNewBuckets,
+    trustProxyTls: config.trustProxyTls,
     policies: access.policies,
   });
   // One endpoint, two APIs: X-Amz-Target: TrentService.* is the KMS JSON API, everything else S3.

@@ -40,6 +40,8 @@ dataDirOptions(
     .option('--master-key-rotation-days <days>', 'rotate the SSE-S3 master key after this many days, 0 = never (env COFFER_MASTER_KEY_ROTATION_DAYS; default 90)')
     .option('--account-id <id>', 'the account\'s 12-digit id, used in every ARN (env COFFER_ACCOUNT_ID; default: generated at first start, then fixed)')
     .option('--bootstrap <file>', 'JSON file of users, access keys, policies and bucket policies applied at every start (env COFFER_BOOTSTRAP: a path or the JSON itself)')
+    .option('--allow-sse-c-in-new-buckets', 'new buckets accept SSE-C uploads (default: blocked, as AWS since April 2026; env COFFER_ALLOW_SSE_C_IN_NEW_BUCKETS=true)')
+    .option('--trust-proxy-tls <addresses>', 'comma-separated IP addresses of TLS-terminating proxies whose X-Forwarded-Proto: https is believed (SSE-C, aws:SecureTransport); env COFFER_TRUST_PROXY_TLS')
     .option('--kms-quota <n>', 'KMS cryptographic operations (Encrypt, Decrypt, GenerateDataKey...) per second per account on this node, 0 = no quota (env COFFER_KMS_QUOTA; default 5500)')
     .addOption(new Option('--log-level <level>', 'log level (env COFFER_LOG_LEVEL; default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(

@@ -1,5 +1,7 @@
 // The one typed, validated, frozen configuration. Flags win over environment variables
 // (COFFER_*), which win over defaults. Secrets (root key, root secret) are never logged.
+import { isIP } from 'node:net';
+
 export interface ListenAddress {
   host: string;
   port: number;
@@ -29,6 +31,13 @@ export interface Config {
   readonly bootstrap?: string;
   /** KMS cryptographic operations per second per account (this node); 0 = no quota. */
   readonly kmsQuota: number;
+  /** New buckets accept SSE-C writes (default: they block SSE-C, as AWS since April 2026). */
+  readonly allowSseCInNewBuckets: boolean;
+  /**
+   * Addresses of TLS-terminating proxies: a request from one of them with
+   * `X-Forwarded-Proto: https` counts as having arrived over TLS (SSE-C, aws:SecureTransport).
+   */
+  readonly trustProxyTls: readonly string[];
 }
 
 export interface RawOptions {
@@ -47,6 +56,8 @@ export interface RawOptions {
   accountId?: string;
   bootstrap?: string;
   kmsQuota?: string | number;
+  allowSseCInNewBuckets?: boolean;
+  trustProxyTls?: string[] | string;
 }
 
 export class ConfigError extends Error {}
@@ -101,6 +112,15 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   const kmsQuotaText = pick(opts.kmsQuota?.toString(), 'COFFER_KMS_QUOTA', '5500')!.trim();
   const kmsQuota = Number(kmsQuotaText);
   if (!/^\d+$/.test(kmsQuotaText) || kmsQuota > 1_000_000) throw new ConfigError(`--kms-quota: requests per second, a whole number from 0 (no quota) to 1000000, got "${kmsQuotaText}"`);
+  const allowSseCInNewBuckets = opts.allowSseCInNewBuckets ?? env.COFFER_ALLOW_SSE_C_IN_NEW_BUCKETS === 'true';
+  const proxies = opts.trustProxyTls ?? env.COFFER_TRUST_PROXY_TLS ?? [];
+  const trustProxyTls = (Array.isArray(proxies) ? proxies : proxies.split(','))
+    .flatMap((p) => p.split(','))
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of trustProxyTls) {
+    if (isIP(p) === 0) throw new ConfigError(`--trust-proxy-tls: an IP address of a TLS-terminating proxy, got "${p}"`);
+  }
   return Object.freeze({
     dataDir: pick(opts.dataDir, 'COFFER_DATA_DIR', './data')!,
     http,
@@ -119,5 +139,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     accountId,
     bootstrap,
     kmsQuota,
+    allowSseCInNewBuckets,
+    trustProxyTls: Object.freeze(trustProxyTls),
   });
 }

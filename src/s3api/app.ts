@@ -33,11 +33,28 @@ export interface S3AppDeps {
   region: string;
   domain?: string;
   now?: () => Date;
+  /** New buckets accept SSE-C writes (default: blocked). */
+  allowSseCInNewBuckets?: boolean;
+  /** TLS-terminating proxies whose X-Forwarded-Proto: https is believed (--trust-proxy-tls). */
+  trustProxyTls?: readonly string[];
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, secure: boolean) => void;
 
 const ANONYMOUS = IdentityService.anonymous();
+
+/**
+ * A request a trusted TLS-terminating proxy forwarded from an HTTPS client (--trust-proxy-tls):
+ * from one of the listed addresses, with X-Forwarded-Proto: https. Anyone else's header is
+ * ignored, so a client cannot claim TLS it did not use.
+ */
+export function viaTrustedTlsProxy(req: IncomingMessage, trusted: readonly string[] | undefined): boolean {
+  if (!trusted?.length) return false;
+  const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  if (!trusted.includes(from)) return false;
+  const proto = req.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && proto.split(',')[0]!.trim().toLowerCase() === 'https';
+}
 
 export function requestId(): string {
   return randomBytes(8).toString('hex').toUpperCase();
@@ -57,7 +74,7 @@ export function createS3Handler(deps: S3AppDeps): RequestHandler {
       if (!res.writableFinished) abort.abort(new Error('client disconnected'));
     });
     let op: Operation | undefined;
-    handle(deps, req, res, secure, id, log, abort.signal, now(), (o) => (op = o))
+    handle(deps, req, res, secure || viaTrustedTlsProxy(req, deps.trustProxyTls), id, log, abort.signal, now(), (o) => (op = o))
       .catch((err: unknown) => renderError(req, res, err, id, log, op))
       .finally(() => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -120,6 +137,7 @@ async function handle(
       principal.type === 'Anonymous'
         ? {}
         : {
+            principalArn: principal.arn,
             kms: {
               principal,
               viaService: `s3.${deps.region}.amazonaws.com`,
@@ -156,7 +174,7 @@ async function handle(
     case 'ListBuckets':
       return buckets.listBuckets(ctx, meta, owner, region);
     case 'CreateBucket':
-      return buckets.createBucket(ctx, meta, region);
+      return buckets.createBucket(ctx, meta, region, deps.allowSseCInNewBuckets ?? false);
     case 'HeadBucket':
       return buckets.headBucket(ctx, objects, region);
     case 'DeleteBucket':

@@ -2,7 +2,9 @@
 // access, small-body reading behind a limit, response writing, and request validation rules
 // (bucket names, keys, user metadata, Content-MD5, SSE headers).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { KEY_BYTES, SecretKey } from '../crypto/keys.ts';
 import type { SseDescription } from '../service/encryption.ts';
 import type { Principal } from '../service/identities.ts';
 import type { RequestedEncryption, Requester } from '../service/objects.ts';
@@ -164,11 +166,76 @@ export function announcedLength(ctx: S3Context): number {
   return Number(raw);
 }
 
-const SSE_HEADERS_C = [
-  'x-amz-server-side-encryption-customer-algorithm',
-  'x-amz-server-side-encryption-customer-key',
-  'x-amz-server-side-encryption-customer-key-md5',
-];
+const SSE_C_PREFIX = 'x-amz-server-side-encryption-customer-';
+const COPY_SSE_C_PREFIX = 'x-amz-copy-source-server-side-encryption-customer-';
+
+/** A customer-provided key (SSE-C) taken from a request: zeroed when the response is done. */
+export interface CustomerKey {
+  key: SecretKey;
+  /** base64 MD5 of the key, as the request gave it (and as responses echo it). */
+  keyMd5: string;
+}
+
+const SSE_C_MESSAGES = {
+  insecure: 'Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.',
+  incompatible: 'Server Side Encryption with Customer provided key is incompatible with the encryption method specified',
+  algorithm: 'Requests specifying Server Side Encryption with Customer provided keys must provide a valid encryption algorithm.',
+  key: 'Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key.',
+  md5Missing: 'Requests specifying Server Side Encryption with Customer provided keys must provide the client calculated MD5 of the secret key.',
+  md5: 'The calculated MD5 hash of the key did not match the hash that was provided.',
+  length: 'The secret key was invalid for the specified algorithm.',
+  wrongKey: 'Requests specifying Server Side Encryption with Customer provided keys must provide the correct secret key.',
+} as const;
+
+/** Whether the request names any SSE-C header (of the target, or with `copySource` of the copy source). */
+export function hasCustomerKeyHeaders(ctx: S3Context, copySource = false): boolean {
+  const prefix = copySource ? COPY_SSE_C_PREFIX : SSE_C_PREFIX;
+  return ['algorithm', 'key', 'key-md5'].some((h) => header(ctx, prefix + h) !== undefined);
+}
+
+/**
+ * The SSE-C trio of a request (or, with `copySource`, the x-amz-copy-source-... trio), checked
+ * in AWS's order (docs/s3-compatibility.md, "SSE-C"): over plain HTTP nothing further is looked
+ * at; then the x-amz-server-side-encryption clash, the algorithm, the key, its MD5, its length
+ * (`write`: a read with a key of another length simply holds the wrong key). The key never
+ * appears in an error.
+ */
+export function customerKey(ctx: S3Context, opts: { copySource?: boolean; write?: boolean } = {}): CustomerKey | undefined {
+  if (!hasCustomerKeyHeaders(ctx, opts.copySource)) return undefined;
+  if (!ctx.secure) throw new S3Error('InvalidRequest', SSE_C_MESSAGES.insecure);
+  const prefix = opts.copySource ? COPY_SSE_C_PREFIX : SSE_C_PREFIX;
+  const sse = header(ctx, 'x-amz-server-side-encryption');
+  if (!opts.copySource && sse !== undefined) {
+    throw new S3Error('InvalidArgument', SSE_C_MESSAGES.incompatible, { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: sse });
+  }
+  const algorithm = header(ctx, prefix + 'algorithm');
+  const keyText = header(ctx, prefix + 'key');
+  const md5Text = header(ctx, prefix + 'key-md5');
+  if (algorithm !== undefined && algorithm.trim() !== 'AES256') {
+    throw new S3Error('InvalidEncryptionAlgorithmError', undefined, { ArgumentName: prefix + 'algorithm', ArgumentValue: algorithm });
+  }
+  if (algorithm === undefined) throw new S3Error('InvalidArgument', SSE_C_MESSAGES.algorithm, { ArgumentName: prefix + 'algorithm', ArgumentValue: 'null' });
+  if (keyText === undefined || keyText.trim() === '') throw new S3Error('InvalidArgument', SSE_C_MESSAGES.key, { ArgumentName: prefix + 'key', ArgumentValue: 'null' });
+  if (md5Text === undefined) throw new S3Error('InvalidArgument', SSE_C_MESSAGES.md5Missing, { ArgumentName: prefix + 'key-MD5', ArgumentValue: 'null' });
+  const raw = Buffer.from(keyText.trim(), 'base64');
+  try {
+    const md5 = createHash('md5').update(raw).digest('base64');
+    if (md5 !== md5Text.trim()) throw new S3Error('InvalidArgument', SSE_C_MESSAGES.md5, { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: 'null' });
+    if (raw.length !== KEY_BYTES) {
+      if (opts.write) throw new S3Error('InvalidArgument', SSE_C_MESSAGES.length, { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: 'null' });
+      // On a read, a key of another length is simply not the object's key.
+      throw new S3Error('AccessDenied', SSE_C_MESSAGES.wrongKey);
+    }
+    const key = SecretKey.from(raw);
+    ctx.res.once('close', () => key.zero());
+    return { key, keyMd5: md5 };
+  } finally {
+    raw.fill(0);
+  }
+}
+
+/** SSE-C errors the services raise (the object needs a key; the key is not the object's). */
+export const SSE_C_ERRORS = SSE_C_MESSAGES;
 
 const KMS_REQUIRES_HEADER = 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms';
 const CONTEXT_HEADER = 'x-amz-server-side-encryption-context';
@@ -196,17 +263,16 @@ function encryptionContext(ctx: S3Context): Record<string, string> | undefined {
 }
 
 /**
- * The SSE request headers of a write (PutObject, CopyObject, CreateMultipartUpload): SSE-S3
- * (AES256) or SSE-KMS (aws:kms, with key id, context and Bucket Key headers); absent means the
- * bucket default. DSSE-KMS and SSE-C answer NotImplemented until they land; anything else the
- * AWS error.
+ * The SSE request headers of a write (PutObject, CopyObject, CreateMultipartUpload): SSE-C
+ * (the customer-key trio), SSE-S3 (AES256) or SSE-KMS (aws:kms, with key id, context and
+ * Bucket Key headers); absent means the bucket default. DSSE-KMS answers NotImplemented;
+ * anything else the AWS error.
  */
 export function writeEncryption(ctx: S3Context): RequestedEncryption | undefined {
+  const customer = customerKey(ctx, { write: true });
+  if (customer) return { mode: 'SSE-C', ...customer };
   const sse = header(ctx, 'x-amz-server-side-encryption');
   const kmsKey = header(ctx, 'x-amz-server-side-encryption-aws-kms-key-id');
-  if (SSE_HEADERS_C.some((h) => header(ctx, h) !== undefined)) {
-    throw new S3Error('NotImplemented', 'Server-side encryption with customer-provided keys (SSE-C) is not implemented yet.');
-  }
   const bucketKeyRaw = header(ctx, BUCKET_KEY_HEADER);
   let bucketKey: boolean | undefined;
   if (bucketKeyRaw !== undefined) {
@@ -239,15 +305,25 @@ export function writeEncryption(ctx: S3Context): RequestedEncryption | undefined
  * GET and HEAD never do.
  */
 export function encryptionHeaders(d: SseDescription, withContext = false): Record<string, string> {
-  const h: Record<string, string> = { 'x-amz-server-side-encryption': d.algorithm };
+  const h: Record<string, string> = {};
+  if (d.algorithm) h['x-amz-server-side-encryption'] = d.algorithm;
+  if (d.customerKeyMd5) {
+    // SSE-C responses echo the algorithm and the key's MD5, and carry no x-amz-server-side-encryption.
+    h['x-amz-server-side-encryption-customer-algorithm'] = 'AES256';
+    h['x-amz-server-side-encryption-customer-key-md5'] = d.customerKeyMd5;
+  }
   if (d.kmsKeyArn) h['x-amz-server-side-encryption-aws-kms-key-id'] = d.kmsKeyArn;
   if (d.bucketKeyEnabled) h[BUCKET_KEY_HEADER] = 'true';
   if (withContext && d.context) h[CONTEXT_HEADER] = Buffer.from(JSON.stringify(d.context), 'utf8').toString('base64');
   return h;
 }
 
-/** GET/HEAD must not carry SSE-S3/KMS headers; SSE-C headers do not apply to SSE-S3 objects. */
-export function checkReadSse(ctx: S3Context): void {
+/**
+ * The SSE headers of a read (GetObject, HeadObject) of `obj`: never x-amz-server-side-encryption
+ * (AWS answers 400); an SSE-C object needs its key (400 without it), other objects must not be
+ * given one. Returns the customer key for an SSE-C object.
+ */
+export function readEncryption(ctx: S3Context, obj: { sse: { mode: string } }): CustomerKey | undefined {
   if (
     header(ctx, 'x-amz-server-side-encryption') !== undefined ||
     header(ctx, 'x-amz-server-side-encryption-aws-kms-key-id') !== undefined ||
@@ -257,7 +333,32 @@ export function checkReadSse(ctx: S3Context): void {
       ArgumentName: 'x-amz-server-side-encryption',
     });
   }
-  if (SSE_HEADERS_C.some((h) => header(ctx, h) !== undefined)) {
-    throw new S3Error('InvalidRequest', 'The encryption parameters are not applicable to this object.');
+  return sourceCustomerKey(ctx, obj, false);
+}
+
+/**
+ * UploadPart / UploadPartCopy: the part repeats the upload's SSE-C key (no more, no less).
+ */
+export function partCustomerKey(ctx: S3Context, upload: { sse: { mode: string } }): CustomerKey | undefined {
+  const given = customerKey(ctx, { write: true });
+  if ((upload.sse.mode === 'SSE-C') !== (given !== undefined)) {
+    throw new S3Error('InvalidRequest', 'The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters.');
   }
+  return given;
+}
+
+/**
+ * The customer key that opens `obj` (a read's, or with `copySource` a copy source's): required
+ * for SSE-C objects, refused for others.
+ */
+export function sourceCustomerKey(ctx: S3Context, obj: { sse: { mode: string } }, copySource: boolean): CustomerKey | undefined {
+  const given = customerKey(ctx, { copySource });
+  if (obj.sse.mode === 'SSE-C') {
+    if (!given) {
+      throw new S3Error('InvalidRequest', 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.');
+    }
+    return given;
+  }
+  if (given) throw new S3Error('InvalidRequest', 'The encryption parameters are not applicable to this object.');
+  return undefined;
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { isPolicyError } from '../policy/index.ts';
 import type { MetadataStore } from '../storage/ports.ts';
 import type { IdentityService } from './identities.ts';
+import { newBucketEncryption } from './objects.ts';
 import { parseBucketPolicy, parseIdentityPolicy, type PolicyService } from './policies.ts';
 
 /** A policy document: JSON text, or the JSON object itself. */
@@ -81,6 +82,8 @@ export interface BootstrapDeps {
   policies: PolicyService;
   region: string;
   now?: () => number;
+  /** New buckets accept SSE-C (default: blocked). */
+  allowSseCInNewBuckets?: boolean;
 }
 
 export interface BootstrapSummary {
@@ -123,7 +126,8 @@ export async function applyBootstrap(doc: BootstrapDocument, deps: BootstrapDeps
       }
     }
     for (const b of doc.buckets ?? []) {
-      if (await meta.createBucket({ name: b.name, createdAt: (deps.now ?? Date.now)(), location: deps.region })) summary.bucketsCreated++;
+      const encryption = newBucketEncryption(deps.allowSseCInNewBuckets ?? false);
+      if (await meta.createBucket({ name: b.name, createdAt: (deps.now ?? Date.now)(), location: deps.region, ...(encryption ? { encryption } : {}) })) summary.bucketsCreated++;
       if (b.policy !== undefined) {
         await policies.putBucketPolicy(b.name, docText(b.policy));
         summary.bucketPolicies++;

@@ -1,9 +1,11 @@
 // Data keys for every server-side encryption mode S3 offers, in one place: SSE-S3 (sealed under
-// the master key), SSE-KMS (a KMS data key, GenerateDataKey on write and Decrypt on read, with
+// the master key), SSE-C (sealed under a key-encryption key derived from the customer's key and
+// a salt, with a verifier for later requests; crypto/customer-key.ts), SSE-KMS (a KMS data key, GenerateDataKey on write and Decrypt on read, with
 // the object ARN as encryption context, called with the requesting principal's identity), and
 // SSE-KMS with a Bucket Key (a bucket-level KMS data key, held for a limited time, seals the
 // object's data key). KMS errors become the S3 errors AWS answers. docs/key-hierarchy.md.
 import { createHash } from 'node:crypto';
+import { customerKeyMatches, deriveCustomerKeys, newCustomerKeySalt } from '../crypto/customer-key.ts';
 import { sealDataKey, unsealDataKey, generateDataKey } from '../crypto/hierarchy.ts';
 import { SecretKey } from '../crypto/keys.ts';
 import type { EncryptionContext } from '../kms/blob.ts';
@@ -17,6 +19,7 @@ import { bucketArn, objectArn } from './policies.ts';
 /** What a write asks for, after request headers and the bucket default are combined. */
 export type EncryptionRequest =
   | { mode: 'SSE-S3' }
+  | { mode: 'SSE-C'; key: SecretKey; keyMd5: string }
   | {
       mode: 'SSE-KMS';
       /** As the request (or bucket default) named it: id, ARN, alias, alias ARN; absent = alias/aws/s3. */
@@ -34,7 +37,10 @@ export interface ObjectBinding {
 
 /** The key facts a response reports: x-amz-server-side-encryption and friends. */
 export interface SseDescription {
-  algorithm: 'AES256' | 'aws:kms';
+  /** x-amz-server-side-encryption (absent for SSE-C). */
+  algorithm?: 'AES256' | 'aws:kms';
+  /** SSE-C: the customer key's MD5 (base64) as the request gave it; responses echo it with the algorithm. */
+  customerKeyMd5?: string;
   /** SSE-KMS: the KMS key's ARN. */
   kmsKeyArn?: string;
   bucketKeyEnabled?: boolean;
@@ -106,8 +112,12 @@ export class EncryptionService {
     return this.kms.keyArn(kmsKeyId);
   }
 
-  /** Describes a stored object's encryption for response headers (never the context). */
-  describe(sse: SseRecord): SseDescription {
+  /**
+   * Describes a stored object's encryption for response headers (never the context). SSE-C:
+   * `customerKeyMd5` is the request's (the key is never kept, nor its MD5).
+   */
+  describe(sse: SseRecord, customerKeyMd5?: string): SseDescription {
+    if (sse.mode === 'SSE-C') return customerKeyMd5 ? { customerKeyMd5 } : {};
     if (sse.mode === 'SSE-KMS' && sse.kmsKeyId) {
       return { algorithm: 'aws:kms', kmsKeyArn: this.keyArn(sse.kmsKeyId), ...(sse.bucketKeyBlob ? { bucketKeyEnabled: true } : {}) };
     }
@@ -119,6 +129,10 @@ export class EncryptionService {
     if (req.mode === 'SSE-S3') {
       const { dataKey, sse } = this.deps.masterKeys.newDataKey(binding);
       return { dataKey, sse, description: { algorithm: 'AES256' } };
+    }
+    if (req.mode === 'SSE-C') {
+      const dataKey = generateDataKey();
+      return { dataKey, sse: this.sealForCustomer(dataKey, binding, req.key), description: { customerKeyMd5: req.keyMd5 } };
     }
     const who = requireCaller(caller);
     const userContext = req.context ?? {};
@@ -156,9 +170,67 @@ export class EncryptionService {
     };
   }
 
-  /** Opens a stored data key: SSE-S3 locally, SSE-KMS through the KMS as `caller`. */
-  async openDataKey(sse: SseRecord, binding: ObjectBinding, caller?: KmsCaller): Promise<SecretKey> {
+  /**
+   * Re-keys: seals an existing data key for `req` (bound to `binding`), so an object changes
+   * encryption without its data being rewritten. Undefined for SSE-KMS without a Bucket Key
+   * (its data key must come from GenerateDataKey, and S3 writes need no more permission than
+   * that): the caller copies the data instead.
+   */
+  async reseal(dataKey: SecretKey, binding: ObjectBinding, req: EncryptionRequest, caller?: KmsCaller): Promise<{ sse: SseRecord; description: SseDescription } | undefined> {
+    if (req.mode === 'SSE-S3') return { sse: this.deps.masterKeys.sealExisting(dataKey, binding), description: { algorithm: 'AES256' } };
+    if (req.mode === 'SSE-C') return { sse: this.sealForCustomer(dataKey, binding, req.key), description: { customerKeyMd5: req.keyMd5 } };
+    if (!req.bucketKey) return undefined;
+    const who = requireCaller(caller);
+    const userContext = req.context ?? {};
+    const contextJson = Object.keys(userContext).length ? JSON.stringify(userContext) : undefined;
+    const context = { ...userContext, 'aws:s3:arn': bucketArn(binding.bucket) };
+    const bk = await this.bucketKeyForWrite(who, binding.bucket, req.keyId ?? MANAGED_KEY, context);
+    const sealed = sealDataKey(bk.key, dataKey, { ...binding, mode: 'SSE-KMS' });
+    return {
+      sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: sealed.toString('base64'), kmsKeyId: bk.kmsKeyId, bucketKeyBlob: bk.blob.toString('base64'), ...(contextJson ? { kmsContext: contextJson } : {}) },
+      description: { algorithm: 'aws:kms', kmsKeyArn: this.keyArn(bk.kmsKeyId), bucketKeyEnabled: true, context },
+    };
+  }
+
+  /** Seals `dataKey` for an SSE-C object under a KEK derived from the customer key and a fresh salt. */
+  sealForCustomer(dataKey: SecretKey, binding: ObjectBinding, customerKey: SecretKey): SseRecord {
+    const salt = newCustomerKeySalt();
+    const { kek, verifier } = deriveCustomerKeys(customerKey, salt);
+    try {
+      const sealed = sealDataKey(kek, dataKey, { ...binding, mode: 'SSE-C' });
+      return { mode: 'SSE-C', masterKeyVersion: 0, sealedKey: sealed.toString('base64'), ssecSalt: salt.toString('base64'), ssecVerifier: verifier.toString('base64') };
+    } finally {
+      kek.zero();
+    }
+  }
+
+  /**
+   * Checks a customer key against an SSE-C object's verifier: 403 AccessDenied when it is not
+   * the object's key. Returns the KEK (the caller zeroes it).
+   */
+  verifyCustomerKey(sse: SseRecord, customerKey: SecretKey | undefined): SecretKey {
+    if (!customerKey) {
+      throw new S3Error('InvalidRequest', 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.');
+    }
+    const { matches, kek } = customerKeyMatches(customerKey, Buffer.from(sse.ssecSalt ?? '', 'base64'), Buffer.from(sse.ssecVerifier ?? '', 'base64'));
+    if (!matches || !kek) throw new S3Error('AccessDenied', 'Requests specifying Server Side Encryption with Customer provided keys must provide the correct secret key.');
+    return kek;
+  }
+
+  /**
+   * Opens a stored data key: SSE-S3 locally, SSE-C with the customer's key, SSE-KMS through
+   * the KMS as `caller`.
+   */
+  async openDataKey(sse: SseRecord, binding: ObjectBinding, caller?: KmsCaller, customerKey?: SecretKey): Promise<SecretKey> {
     if (sse.mode === 'SSE-S3') return this.deps.masterKeys.openDataKey(sse, binding);
+    if (sse.mode === 'SSE-C') {
+      const kek = this.verifyCustomerKey(sse, customerKey);
+      try {
+        return unsealDataKey(kek, Buffer.from(sse.sealedKey, 'base64'), { ...binding, mode: 'SSE-C' });
+      } finally {
+        kek.zero();
+      }
+    }
     if (sse.mode !== 'SSE-KMS' || !sse.kmsKeyId) throw new Error(`cannot open a data key of mode ${sse.mode}`);
     const who = requireCaller(caller);
     const userContext = sse.kmsContext ? (JSON.parse(sse.kmsContext) as EncryptionContext) : {};

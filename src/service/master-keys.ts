@@ -98,6 +98,15 @@ export class MasterKeyService {
     return { dataKey, sse: { mode: 'SSE-S3', masterKeyVersion: version, sealedKey: sealed.toString('base64') } };
   }
 
+  /** Seals an existing data key (a re-key: its object's data stays as it is) under the newest version. */
+  sealExisting(dataKey: SecretKey, binding: Omit<DataKeyBinding, 'masterKeyVersion' | 'mode'>): SseRecord {
+    const version = this.newest;
+    const mk = this.keys.get(version);
+    if (!mk) throw new Error('no SSE-S3 master key loaded');
+    const sealed = sealDataKey(mk, dataKey, { ...binding, mode: 'SSE-S3', masterKeyVersion: version });
+    return { mode: 'SSE-S3', masterKeyVersion: version, sealedKey: sealed.toString('base64') };
+  }
+
   /** Opens an object's data key. Throws CryptoError if it was moved or tampered with. */
   async openDataKey(sse: SseRecord, binding: Omit<DataKeyBinding, 'masterKeyVersion' | 'mode'>): Promise<SecretKey> {
     const mk = await this.keyFor(sse.masterKeyVersion);

@@ -11,6 +11,7 @@ import type { Logger } from '../shared/logger.ts';
 import {
   UploadGoneError,
   type BlobStore,
+  type BucketEncryption,
   type BucketRecord,
   type MetadataStore,
   type ObjectRecord,
@@ -48,6 +49,17 @@ export function newId(bytes = 24): string {
   return systemRng.randomBytes(bytes).toString('base64url');
 }
 
+/**
+ * An upload id: URL-safe, never starting with '-' or '_' (command lines such as the AWS CLI's
+ * `--upload-id -abc` would read it as an option).
+ */
+export function newUploadId(): string {
+  for (;;) {
+    const id = newId(36);
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
+}
+
 export interface WriteAttributes {
   contentType: string;
   headers: Record<string, string>;
@@ -58,11 +70,35 @@ export interface WriteAttributes {
  * The encryption a write's headers asked for: absent means the bucket's default. For SSE-KMS,
  * `bucketKey` absent means the bucket's Bucket Key setting.
  */
-export type RequestedEncryption = { mode: 'SSE-S3' } | { mode: 'SSE-KMS'; keyId?: string; context?: Record<string, string>; bucketKey?: boolean };
+export type RequestedEncryption =
+  | { mode: 'SSE-S3' }
+  | { mode: 'SSE-C'; key: SecretKey; keyMd5: string }
+  | { mode: 'SSE-KMS'; keyId?: string; context?: Record<string, string>; bucketKey?: boolean };
 
 /** Who writes or reads: S3 uses the KMS as this caller (its principal, its request's keys). */
 export interface Requester {
   kms?: KmsCaller;
+  /** The requesting principal's ARN (for messages), when signed. */
+  principalArn?: string;
+}
+
+/** A new bucket's encryption configuration: SSE-C blocked, unless the server allows it (as AWS since April 2026). */
+export function newBucketEncryption(allowSseC: boolean): BucketEncryption | undefined {
+  return allowSseC ? undefined : { algorithm: 'AES256', bucketKeyEnabled: false, blockedEncryptionTypes: ['SSE-C'], implicit: true };
+}
+
+/** A bucket whose default encryption was set by PutBucketEncryption (not just the server's SSE-C block). */
+export function hasConfiguredEncryption(bucket: BucketRecord): boolean {
+  return bucket.encryption !== undefined && !bucket.encryption.implicit;
+}
+
+/** With BlockedEncryptionTypes SSE-C, AWS's 403 for an SSE-C write. */
+export function checkSseCAllowed(bucket: BucketRecord, key: string, requester: Requester | undefined): void {
+  if (!bucket.encryption?.blockedEncryptionTypes?.includes('SSE-C')) return;
+  throw new S3Error(
+    'AccessDenied',
+    `User: ${requester?.principalArn ?? 'anonymous'} is not authorized to perform: s3:PutObject on resource: "arn:aws:s3:::${bucket.name}/${key}" because this bucket has blocked upload requests that specify Server Side Encryption with Customer provided keys (SSE-C). Please specify a different server-side encryption type`,
+  );
 }
 
 /** The encryption a write gets: its request's, else the bucket default (docs/s3-compatibility.md). */
@@ -72,7 +108,7 @@ export function effectiveEncryption(bucket: BucketRecord, requested: RequestedEn
     if (def?.algorithm === 'aws:kms') return { mode: 'SSE-KMS', ...(def.kmsMasterKeyId ? { keyId: def.kmsMasterKeyId } : {}), bucketKey: def.bucketKeyEnabled };
     return { mode: 'SSE-S3' };
   }
-  if (requested.mode === 'SSE-S3') return requested;
+  if (requested.mode === 'SSE-S3' || requested.mode === 'SSE-C') return requested;
   return {
     mode: 'SSE-KMS',
     ...(requested.keyId !== undefined ? { keyId: requested.keyId } : {}),
@@ -104,6 +140,8 @@ export interface CopyInput extends WriteAttributes {
   signal?: AbortSignal;
   encryption?: RequestedEncryption;
   requester?: Requester;
+  /** SSE-C sources: the customer key that opens the source. */
+  sourceCustomerKey?: SecretKey;
 }
 
 export interface WriteResult {
@@ -140,8 +178,26 @@ export class ObjectService {
   }
 
   /** Describes an object's (or upload's) encryption for response headers. */
-  describeEncryption(sse: ObjectRecord['sse']): SseDescription {
-    return this.keys.describe(sse);
+  describeEncryption(sse: ObjectRecord['sse'], customerKeyMd5?: string): SseDescription {
+    return this.keys.describe(sse, customerKeyMd5);
+  }
+
+  /** HEAD of an SSE-C object: the key must be the object's (403 otherwise); nothing is decrypted. */
+  checkCustomerKey(obj: Pick<ObjectRecord, 'sse'>, customerKey: SecretKey | undefined): void {
+    if (obj.sse.mode !== 'SSE-C') return;
+    this.keys.verifyCustomerKey(obj.sse, customerKey).zero();
+  }
+
+  /** The first SSE-C write into a bucket is a security event (the ransomware pattern that made AWS block SSE-C). */
+  private async noteSseCWrite(bucket: string, key: string, requester: Requester | undefined): Promise<void> {
+    const marker = `sse-c-first-write:${bucket}`;
+    const value = JSON.stringify({ at: new Date(this.now()).toISOString(), key, principal: requester?.principalArn ?? 'anonymous' });
+    if ((await this.meta.initSetting(marker, value)) === value) {
+      this.log.warn(
+        { securityEvent: 'first-sse-c-write', bucket, key, principal: requester?.principalArn },
+        'first SSE-C write into this bucket: data under customer-provided keys is unreadable without them (watch for ransomware-style re-encryption)',
+      );
+    }
   }
 
   async getObject(bucket: string, key: string): Promise<ObjectRecord> {
@@ -207,6 +263,7 @@ export class ObjectService {
     const bucket = await this.requireBucket(input.bucket);
     const versionId = newId(16);
     const encryption = effectiveEncryption(bucket, input.encryption);
+    if (encryption.mode === 'SSE-C') checkSseCAllowed(bucket, input.key, input.requester);
     const { dataKey, sse, description } = await this.keys.newDataKey({ bucket: input.bucket, key: input.key, versionId }, encryption, input.requester?.kms);
     let written: { record: StreamRecord; md5: Buffer; inlineData?: Buffer };
     const inline = input.length <= INLINE_MAX_BYTES;
@@ -241,6 +298,7 @@ export class ObjectService {
       };
       const { garbageBlobIds } = await this.meta.putObject(obj);
       await this.discard(garbageBlobIds);
+      if (sse.mode === 'SSE-C') await this.noteSseCWrite(input.bucket, input.key, input.requester);
       return { object: obj, encryption: description };
     } catch (e) {
       await this.discard([record.blobId]);
@@ -249,8 +307,8 @@ export class ObjectService {
   }
 
   /** Plaintext of an object or a range of it; errors (never wrong bytes) on any damage. */
-  async openPlaintext(obj: ObjectRecord, range?: PlainRange, requester?: Requester): Promise<Readable> {
-    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms);
+  async openPlaintext(obj: ObjectRecord, range?: PlainRange, requester?: Requester, customerKey?: SecretKey): Promise<Readable> {
+    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms, customerKey);
     const stream = readPlaintext(this.blobs, dataKey, obj.streams, range, obj.inlineData);
     stream.on('close', () => dataKey.zero());
     return stream;
@@ -275,8 +333,12 @@ export class ObjectService {
 
   /** Copies (a range of) `source` to bucket/key: decrypt, re-encrypt under a new data key. */
   async copyObject(input: CopyInput): Promise<WriteResult> {
-    await this.requireBucket(input.bucket);
-    const plain = await this.openPlaintext(input.source, undefined, input.requester);
+    const bucket = await this.requireBucket(input.bucket);
+    if (input.source.bucket === input.bucket && input.source.key === input.key) {
+      const rekeyed = await this.rekeyInPlace(bucket, input);
+      if (rekeyed) return rekeyed;
+    }
+    const plain = await this.openPlaintext(input.source, undefined, input.requester, input.sourceCustomerKey);
     return this.putObject({
       bucket: input.bucket,
       key: input.key,
@@ -291,6 +353,46 @@ export class ObjectService {
     });
   }
 
+  /**
+   * A copy of an object onto itself changes its metadata and encryption without rewriting its
+   * data: the data key is unsealed and sealed again for the new encryption (SSE-C key rotation,
+   * SSE-S3 / SSE-C / SSE-KMS with a Bucket Key). Committed only if the object is still the
+   * version that was read. Undefined when the data must be copied instead (SSE-KMS without a
+   * Bucket Key), or when the object changed meanwhile.
+   */
+  private async rekeyInPlace(bucket: BucketRecord, input: CopyInput): Promise<WriteResult | undefined> {
+    const source = input.source;
+    const encryption = effectiveEncryption(bucket, input.encryption);
+    if (encryption.mode === 'SSE-C') checkSseCAllowed(bucket, input.key, input.requester);
+    const versionId = newId(16);
+    const dataKey = await this.keys.openDataKey(source.sse, { bucket: source.bucket, key: source.key, versionId: source.versionId }, input.requester?.kms, input.sourceCustomerKey);
+    let sealed: Awaited<ReturnType<EncryptionService['reseal']>>;
+    try {
+      sealed = await this.keys.reseal(dataKey, { bucket: input.bucket, key: input.key, versionId }, encryption, input.requester?.kms);
+    } finally {
+      dataKey.zero();
+    }
+    if (!sealed) return undefined;
+    const single = source.partsCount === 0;
+    const obj: ObjectRecord = {
+      ...source,
+      versionId,
+      lastModified: this.now(),
+      contentType: input.contentType,
+      headers: input.headers,
+      userMetadata: input.userMetadata,
+      sse: sealed.sse,
+      // A single-part object's ETag is its MD5 under SSE-S3 and opaque otherwise; a multipart
+      // object keeps its md5-N ETag (its data is unchanged).
+      etag: !single ? source.etag : sealed.sse.mode === 'SSE-S3' ? source.streams[0]!.md5 : randomBytes(16).toString('hex'),
+    };
+    const r = await this.meta.putObject(obj, source.versionId);
+    if (r.conflict) throw new S3Error('OperationAborted');
+    await this.discard(r.garbageBlobIds);
+    if (sealed.sse.mode === 'SSE-C') await this.noteSseCWrite(input.bucket, input.key, input.requester);
+    return { object: obj, encryption: sealed.description };
+  }
+
   // ---- multipart ----
 
   /** `requestedSse`: the request's x-amz-server-side-encryption value, kept for authorizing later steps. */
@@ -303,10 +405,12 @@ export class ObjectService {
     const { checksumAlgorithm, requestedSse } = opts;
     const b = await this.requireBucket(bucket);
     const versionId = newId(16);
-    const { dataKey, sse, description } = await this.keys.newDataKey({ bucket, key, versionId }, effectiveEncryption(b, opts.encryption), opts.requester?.kms);
+    const encryption = effectiveEncryption(b, opts.encryption);
+    if (encryption.mode === 'SSE-C') checkSseCAllowed(b, key, opts.requester);
+    const { dataKey, sse, description } = await this.keys.newDataKey({ bucket, key, versionId }, encryption, opts.requester?.kms);
     dataKey.zero();
     const upload: UploadRecord = {
-      uploadId: newId(36),
+      uploadId: newUploadId(),
       bucket,
       key,
       versionId,
@@ -334,9 +438,19 @@ export class ObjectService {
     partNumber: number,
     body: Readable,
     length: number,
-    opts: { contentMd5?: Buffer; signal?: AbortSignal; beforeCommit?: () => void; requester?: Requester } = {},
+    opts: { contentMd5?: Buffer; signal?: AbortSignal; beforeCommit?: () => void; requester?: Requester; customerKey?: SecretKey } = {},
   ): Promise<PartRecord> {
-    const dataKey = await this.keys.openDataKey(upload.sse, { bucket: upload.bucket, key: upload.key, versionId: upload.versionId }, opts.requester?.kms);
+    if (upload.sse.mode === 'SSE-C') checkSseCAllowed(await this.requireBucket(upload.bucket), upload.key, opts.requester);
+    let dataKey: SecretKey;
+    try {
+      dataKey = await this.keys.openDataKey(upload.sse, { bucket: upload.bucket, key: upload.key, versionId: upload.versionId }, opts.requester?.kms, opts.customerKey);
+    } catch (e) {
+      // A part with another key than the upload's is a bad request, not a denied read.
+      if (upload.sse.mode === 'SSE-C' && e instanceof S3Error && e.code === 'AccessDenied') {
+        throw new S3Error('InvalidRequest', 'The provided encryption parameters did not match the ones used originally.');
+      }
+      throw e;
+    }
     let written: { record: StreamRecord; md5: Buffer };
     try {
       written = await this.writeStream(dataKey, partNumber, body, MAX_OBJECT_SIZE, length, opts.signal);

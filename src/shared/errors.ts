@@ -79,6 +79,7 @@ export const S3_ERRORS = {
   },
   NotImplemented: { status: 501, message: 'A header you provided implies functionality that is not implemented' },
   NotModified: { status: 304, message: 'Not Modified' },
+  OperationAborted: { status: 409, message: 'A conflicting conditional operation is currently in progress against this resource. Please try again.' },
   PreconditionFailed: { status: 412, message: 'At least one of the pre-conditions you specified did not hold' },
   RequestHeaderSectionTooLarge: { status: 400, message: 'Your request header section exceeds the maximum allowed size.' },
   RequestTimeTooSkewed: {

@@ -56,6 +56,10 @@ export interface SseRecord {
   kmsContext?: string;
   /** SSE-KMS with a Bucket Key: base64 of the bucket key's KMS ciphertext blob. */
   bucketKeyBlob?: string;
+  /** SSE-C: base64 of the 32-byte salt the customer key's KEK and verifier are derived with. */
+  ssecSalt?: string;
+  /** SSE-C: base64 of the verifier (never the key, never its MD5). */
+  ssecVerifier?: string;
 }
 
 /** One encrypted write stream (a PUT body or one multipart part) of an object. */
@@ -116,6 +120,12 @@ export interface BucketEncryption {
   bucketKeyEnabled: boolean;
   /** BlockedEncryptionTypes (e.g. ["SSE-C"]); absent when the configuration named none. */
   blockedEncryptionTypes?: string[];
+  /**
+   * Set by the server, not by PutBucketEncryption: a new bucket's SSE-C block, or what
+   * DeleteBucketEncryption leaves of it. The default encryption itself is then SSE-S3, as if
+   * never configured.
+   */
+  implicit?: boolean;
 }
 
 export interface UploadRecord {
@@ -238,9 +248,11 @@ export interface MetadataStore extends KmsStore, AuditStore {
   getObject(bucket: string, key: string): Promise<ObjectRecord | undefined>;
   /**
    * Commits `obj` in one transaction, replacing any current object at its key. Returns the
-   * blobs that became garbage (the caller deletes them after the commit).
+   * blobs that became garbage (the caller deletes them after the commit); blobs `obj` itself
+   * names are never garbage. With `expectedVersionId`: only if the current object is that
+   * version (compare and swap; otherwise nothing changes and `conflict` is set).
    */
-  putObject(obj: ObjectRecord): Promise<Replaced>;
+  putObject(obj: ObjectRecord, expectedVersionId?: string): Promise<Replaced & { conflict?: true }>;
   deleteObject(bucket: string, key: string): Promise<Replaced & { deleted: boolean }>;
   /** Keys in UTF-8 byte order (as S3 lists them, not JavaScript's UTF-16 order). */
   listObjects(q: ListObjectsQuery): Promise<ObjectRecord[]>;

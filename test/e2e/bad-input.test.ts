@@ -589,19 +589,14 @@ describe('server-side encryption headers', () => {
     await alive();
   });
 
-  test('SSE-C headers on PUT → 501 NotImplemented, nothing stored', async () => {
+  test('SSE-C over plain HTTP → 400 InvalidRequest; into a bucket that blocks SSE-C (the default) → 403; nothing stored', async () => {
     const key = randomBytes(32);
     await noNewBlobs(async () => {
-      await sdkRejects(
-        srv.s3s.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'ssec', Body: 'secret', SSECustomerAlgorithm: 'AES256', SSECustomerKey: key.toString('base64') })),
-        'NotImplemented',
-        501,
-      );
-      await sdkRejects(
-        srv.s3s.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'ssec', SSECustomerAlgorithm: 'AES256', SSECustomerKey: key.toString('base64') })),
-        'NotImplemented',
-        501,
-      );
+      for (const s3 of [srv.s3, srv.s3s]) {
+        const [code, status] = s3 === srv.s3 ? ['InvalidRequest', 400] : ['AccessDenied', 403];
+        await sdkRejects(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'ssec', Body: 'secret', SSECustomerAlgorithm: 'AES256', SSECustomerKey: key.toString('base64') })), code, status);
+        await sdkRejects(s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'ssec', SSECustomerAlgorithm: 'AES256', SSECustomerKey: key.toString('base64') })), code, status);
+      }
     });
     assert.equal(await content('ssec'), undefined);
     await alive();

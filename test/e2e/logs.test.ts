@@ -13,6 +13,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  GetObjectAclCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -110,10 +111,16 @@ test('a day of traffic leaves request ids and operation names in the logs, and n
   // Refusals
   await assert.rejects(srv.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'missing' })), { name: 'NoSuchKey' });
   const ssecKey = randomBytes(32).toString('base64');
+  // New buckets block SSE-C (403); over plain HTTP it is refused before anything else (400).
   await assert.rejects(
     srv.s3s.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'ssec', Body: plaintext('ssec'), SSECustomerAlgorithm: 'AES256', SSECustomerKey: ssecKey })),
-    { name: 'NotImplemented' },
+    { name: 'AccessDenied' },
   );
+  await assert.rejects(
+    srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'ssec', Body: plaintext('ssec'), SSECustomerAlgorithm: 'AES256', SSECustomerKey: ssecKey })),
+    { name: 'InvalidRequest' },
+  );
+  await assert.rejects(srv.s3.send(new GetObjectAclCommand({ Bucket: BUCKET, Key: 'small' })), { name: 'NotImplemented' });
   secrets.push(['SSE-C key', ssecKey], ['SSE-C key MD5', createHash('md5').update(Buffer.from(ssecKey, 'base64')).digest('base64')]);
 
   const badSigBody = plaintext('badsig');

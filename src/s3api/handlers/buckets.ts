@@ -2,7 +2,7 @@
 // Get/Put/DeleteBucketEncryption (default encryption), GetBucketVersioning (never enabled).
 import { S3Error } from '../../shared/errors.ts';
 import type { MetadataStore } from '../../storage/ports.ts';
-import type { ObjectService } from '../../service/objects.ts';
+import { newBucketEncryption, type ObjectService } from '../../service/objects.ts';
 import { createHash } from 'node:crypto';
 import type { BucketEncryption } from '../../storage/ports.ts';
 import { contentMd5, readSmallBody, requireIntegrityHeader, send, validBucketName, type Owner, type S3Context } from '../request.ts';
@@ -36,7 +36,7 @@ export async function listBuckets(ctx: S3Context, meta: MetadataStore, owner: Ow
   );
 }
 
-export async function createBucket(ctx: S3Context, meta: MetadataStore, region: string): Promise<void> {
+export async function createBucket(ctx: S3Context, meta: MetadataStore, region: string, allowSseC: boolean): Promise<void> {
   const bucket = ctx.op.bucket!;
   if (!validBucketName(bucket)) throw new S3Error('InvalidBucketName', undefined, { BucketName: bucket });
   const body = await readSmallBody(ctx, 64 * 1024);
@@ -55,7 +55,8 @@ export async function createBucket(ctx: S3Context, meta: MetadataStore, region: 
   if (location === '' && region !== 'us-east-1') {
     throw new S3Error('IllegalLocationConstraintException');
   }
-  const created = await meta.createBucket({ name: bucket, createdAt: Date.now(), location: region });
+  const encryption = newBucketEncryption(allowSseC);
+  const created = await meta.createBucket({ name: bucket, createdAt: Date.now(), location: region, ...(encryption ? { encryption } : {}) });
   if (!created) throw new S3Error('BucketAlreadyOwnedByYou', undefined, { BucketName: bucket });
   send(ctx, 200, undefined, { location: `/${bucket}` });
 }
@@ -141,12 +142,14 @@ export function parseEncryptionConfiguration(body: Buffer): BucketEncryption {
 
 export async function putBucketEncryption(ctx: S3Context, objects: ObjectService, meta: MetadataStore): Promise<void> {
   const bucket = ctx.op.bucket!;
-  await objects.requireBucket(bucket);
+  const current = await objects.requireBucket(bucket);
   requireIntegrityHeader(ctx);
   const md5 = contentMd5(ctx);
   const body = await readSmallBody(ctx, 64 * 1024);
   if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
   const enc = parseEncryptionConfiguration(body);
+  // A configuration without BlockedEncryptionTypes keeps the bucket's block (it is never lifted by omission).
+  if (enc.blockedEncryptionTypes === undefined && current.encryption?.blockedEncryptionTypes) enc.blockedEncryptionTypes = current.encryption.blockedEncryptionTypes;
   // As on AWS, the KMS key is not checked here: a bad key surfaces at the first upload.
   if (!(await meta.setBucketEncryption(bucket, enc))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
   ctx.log.info({ bucket, algorithm: enc.algorithm, kmsKey: enc.kmsMasterKeyId, bucketKey: enc.bucketKeyEnabled }, 'bucket default encryption set');
@@ -155,9 +158,11 @@ export async function putBucketEncryption(ctx: S3Context, objects: ObjectService
 
 export async function deleteBucketEncryption(ctx: S3Context, objects: ObjectService, meta: MetadataStore): Promise<void> {
   const bucket = ctx.op.bucket!;
-  await objects.requireBucket(bucket);
-  // Back to the SSE-S3 default (objects are never stored unencrypted).
-  if (!(await meta.setBucketEncryption(bucket, undefined))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+  const current = await objects.requireBucket(bucket);
+  // Back to the SSE-S3 default (objects are never stored unencrypted); an SSE-C block stays.
+  const blocked = current.encryption?.blockedEncryptionTypes?.filter((t) => t !== 'NONE');
+  const rest: BucketEncryption | undefined = blocked?.length ? { algorithm: 'AES256', bucketKeyEnabled: false, blockedEncryptionTypes: blocked, implicit: true } : undefined;
+  if (!(await meta.setBucketEncryption(bucket, rest))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
   send(ctx, 204);
 }
 

@@ -7,10 +7,14 @@ import { checkCopyConditions, parseCopyRange } from '../conditions.ts';
 import {
   announcedLength,
   contentMd5,
+  customerKey,
   encryptionHeaders,
+  hasCustomerKeyHeaders,
   header,
+  partCustomerKey,
   readSmallBody,
   send,
+  sourceCustomerKey,
   validateKey,
   writeAttributes,
   writeEncryption,
@@ -73,14 +77,20 @@ export async function uploadPart(ctx: S3Context, objects: ObjectService): Promis
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   const n = partNumber(ctx);
   const upload = await objects.getUpload(bucket, key, uploadId(ctx));
+  const customer = partCustomerKey(ctx, upload);
   const length = announcedLength(ctx);
   checkUploadSize(length);
   const md5 = contentMd5(ctx);
-  const part = await objects.uploadPart(upload, n, ctx.body(), length, { ...(md5 ? { contentMd5: md5 } : {}), signal: ctx.signal, requester: ctx.requester });
+  const part = await objects.uploadPart(upload, n, ctx.body(), length, {
+    ...(md5 ? { contentMd5: md5 } : {}),
+    signal: ctx.signal,
+    requester: ctx.requester,
+    ...(customer ? { customerKey: customer.key } : {}),
+  });
   const cs = ctx.checksum();
   send(ctx, 200, undefined, {
     etag: `"${part.md5}"`,
-    ...encryptionHeaders(objects.describeEncryption(upload.sse)),
+    ...encryptionHeaders(objects.describeEncryption(upload.sse, customer?.keyMd5)),
     ...(cs ? { [`x-amz-checksum-${cs.algorithm.toLowerCase()}`]: cs.value } : {}),
   });
 }
@@ -89,21 +99,34 @@ export async function uploadPartCopy(ctx: S3Context, objects: ObjectService): Pr
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   const n = partNumber(ctx);
   const upload = await objects.getUpload(bucket, key, uploadId(ctx));
+  const customer = partCustomerKey(ctx, upload);
   const src = copySource(ctx);
   const source = await objects.getObject(src.bucket, src.key);
+  const sourceKey = sourceCustomerKey(ctx, source, true);
+  objects.checkCustomerKey(source, sourceKey?.key);
   checkCopyConditions(ctx, source);
   const range = parseCopyRange(header(ctx, 'x-amz-copy-source-range'), source.size);
   const length = range ? range.end - range.start + 1 : source.size;
   checkCopySize(length);
-  const plain = await objects.openPlaintext(source, range, ctx.requester);
-  const part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal, requester: ctx.requester });
-  send(ctx, 200, xmlDocument('CopyPartResult', [['LastModified', isoDate(part.lastModified)], ['ETag', `"${part.md5}"`]]), encryptionHeaders(objects.describeEncryption(upload.sse)));
+  const plain = await objects.openPlaintext(source, range, ctx.requester, sourceKey?.key);
+  const part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal, requester: ctx.requester, ...(customer ? { customerKey: customer.key } : {}) });
+  send(
+    ctx,
+    200,
+    xmlDocument('CopyPartResult', [['LastModified', isoDate(part.lastModified)], ['ETag', `"${part.md5}"`]]),
+    encryptionHeaders(objects.describeEncryption(upload.sse, customer?.keyMd5)),
+  );
 }
 
 /** `bucketUrl`: the bucket's URL in the request's addressing style (path or virtual-hosted). */
 export async function completeMultipartUpload(ctx: S3Context, objects: ObjectService, bucketUrl: string): Promise<void> {
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   const upload = await objects.getUpload(bucket, key, uploadId(ctx));
+  // The SSE-C trio is optional here (AWS wants it only with checksums); when given it is checked.
+  if (upload.sse.mode === 'SSE-C') {
+    const given = customerKey(ctx, { write: true });
+    if (given) objects.checkCustomerKey({ sse: upload.sse }, given.key);
+  } else if (hasCustomerKeyHeaders(ctx)) throw new S3Error('InvalidRequest', 'The encryption parameters are not applicable to this object.');
   const body = await readSmallBody(ctx, 4 * 1024 * 1024);
   const doc = parseXml(body).CompleteMultipartUpload as { Part?: { PartNumber?: string; ETag?: string }[] } | undefined;
   if (!doc || typeof doc !== 'object') throw new S3Error('MalformedXML');

@@ -2,17 +2,18 @@
 import type { Readable } from 'node:stream';
 import { S3Error } from '../../shared/errors.ts';
 import type { ObjectRecord } from '../../storage/ports.ts';
-import { checkCopySize, checkUploadSize, type ObjectService } from '../../service/objects.ts';
+import { checkCopySize, checkUploadSize, hasConfiguredEncryption, type ObjectService } from '../../service/objects.ts';
 import type { PlainRange } from '../../service/streams.ts';
 import { checkGetConditions, checkCopyConditions, parseRange } from '../conditions.ts';
 import {
   announcedLength,
-  checkReadSse,
   contentMd5,
   encryptionHeaders,
   header,
+  readEncryption,
   readSmallBody,
   requireIntegrityHeader,
+  sourceCustomerKey,
   send,
   validateKey,
   writeAttributes,
@@ -54,13 +55,13 @@ function checksumHeaders(obj: ObjectRecord): Record<string, string> {
 }
 
 /** Response headers describing a stored object (GET and HEAD). */
-function objectHeaders(ctx: S3Context, obj: ObjectRecord, objects: ObjectService): Record<string, string | number> {
+function objectHeaders(ctx: S3Context, obj: ObjectRecord, objects: ObjectService, customerKeyMd5?: string): Record<string, string | number> {
   const h: Record<string, string | number> = {
     'last-modified': httpDate(obj.lastModified),
     etag: etagOf(obj),
     'content-type': obj.contentType,
     'accept-ranges': 'bytes',
-    ...encryptionHeaders(objects.describeEncryption(obj.sse)),
+    ...encryptionHeaders(objects.describeEncryption(obj.sse, customerKeyMd5)),
   };
   for (const [k, v] of Object.entries(obj.headers)) h[k] = v;
   for (const [k, v] of Object.entries(obj.userMetadata)) h[`x-amz-meta-${k}`] = v;
@@ -102,13 +103,15 @@ function partRange(ctx: S3Context, obj: ObjectRecord): { range?: PlainRange; par
 export async function getObject(ctx: S3Context, objects: ObjectService, head: boolean): Promise<void> {
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   const obj = await objects.getObject(bucket, key);
-  checkReadSse(ctx);
+  const customer = readEncryption(ctx, obj);
+  // An SSE-C object's key is checked first, for HEAD too (403 when it is not the object's).
+  objects.checkCustomerKey(obj, customer?.key);
   const cond = checkGetConditions(ctx, obj);
   if (cond === 'not-modified') {
     send(ctx, 304, undefined, { etag: etagOf(obj), 'last-modified': httpDate(obj.lastModified) });
     return;
   }
-  const headers = objectHeaders(ctx, obj, objects);
+  const headers = objectHeaders(ctx, obj, objects, customer?.keyMd5);
   const part = partRange(ctx, obj);
   let range: PlainRange | undefined = part.range;
   if (part.partsCount !== undefined) headers['x-amz-mp-parts-count'] = part.partsCount;
@@ -137,7 +140,7 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
     send(ctx, status, undefined, headers);
     return;
   }
-  const plain = await objects.openPlaintext(obj, range, ctx.requester);
+  const plain = await objects.openPlaintext(obj, range, ctx.requester, customer?.key);
   await streamOut(ctx, status, headers, plain);
 }
 
@@ -270,6 +273,8 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
   const src = copySource(ctx);
   const encryption = writeEncryption(ctx);
   const source = await objects.getObject(src.bucket, src.key);
+  const sourceKey = sourceCustomerKey(ctx, source, true);
+  objects.checkCustomerKey(source, sourceKey?.key);
   checkCopyConditions(ctx, source);
   const directive = (header(ctx, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase();
   if (directive !== 'COPY' && directive !== 'REPLACE') {
@@ -280,10 +285,11 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
     src.key === key &&
     directive === 'COPY' &&
     encryption === undefined &&
+    sourceKey === undefined &&
     header(ctx, 'x-amz-storage-class') === undefined &&
     header(ctx, 'x-amz-website-redirect-location') === undefined &&
     // An explicitly configured bucket default makes a copy in place legal (it may re-encrypt).
-    (await objects.requireBucket(bucket)).encryption === undefined
+    !hasConfiguredEncryption(await objects.requireBucket(bucket))
   ) {
     throw new S3Error(
       'InvalidRequest',
@@ -303,6 +309,7 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
     signal: ctx.signal,
     ...(encryption ? { encryption } : {}),
     requester: ctx.requester,
+    ...(sourceKey ? { sourceCustomerKey: sourceKey.key } : {}),
   });
   send(ctx, 200, xmlDocument('CopyObjectResult', [['LastModified', isoDate(obj.lastModified)], ['ETag', etagOf(obj)]]), encryptionHeaders(sse, true));
 }

@@ -322,6 +322,22 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(await store.getObject('no-bucket', 'nope'), undefined);
       }));
 
+      test('putObject with expectedVersionId: replaces only that version, keeps the blobs the new record names', withBuckets(async (store) => {
+        const v1 = objectRecord('b', 'k', { versionId: 'v1', streams: [streamRecord(0, 10)] });
+        assert.deepEqual(await store.putObject(v1), { garbageBlobIds: [] });
+        // A re-key in place: same blob, new version and sealed key.
+        const rekeyed = { ...v1, versionId: 'v2', sse: sseRecord(9) };
+        assert.deepEqual(await store.putObject(rekeyed, 'v1'), { garbageBlobIds: [] });
+        assert.equal((await store.getObject('b', 'k'))!.versionId, 'v2');
+        assert.equal(await store.isBlobReferenced(v1.streams[0]!.blobId), true);
+        // The version moved on: nothing changes.
+        const stale = { ...v1, versionId: 'v3' };
+        assert.deepEqual(await store.putObject(stale, 'v1'), { garbageBlobIds: [], conflict: true });
+        assert.equal((await store.getObject('b', 'k'))!.versionId, 'v2');
+        assert.deepEqual(await store.putObject(objectRecord('b', 'absent'), 'v1'), { garbageBlobIds: [], conflict: true });
+        assert.equal(await store.getObject('b', 'absent'), undefined);
+      }));
+
       test('putObject then getObject round-trips every field', withBuckets(async (store) => {
         const full = objectRecord('b', 'dir/ünï\u{1f600}.txt', {
           size: 17 * 1024 * 1024,
@@ -983,6 +999,10 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(await store.deleteBucket('other'), 'deleted');
         await store.createBucket(bucketRecord('other'));
         assert.equal((await store.getBucket('other'))!.encryption, undefined);
+        // Created with one (a new bucket's SSE-C block).
+        const blocked = { algorithm: 'AES256' as const, bucketKeyEnabled: false, blockedEncryptionTypes: ['SSE-C'], implicit: true };
+        assert.equal(await store.createBucket({ ...bucketRecord('third'), encryption: blocked }), true);
+        assert.deepEqual((await store.getBucket('third'))!.encryption, blocked);
       }));
     });
 

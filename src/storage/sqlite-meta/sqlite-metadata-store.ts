@@ -329,7 +329,7 @@ export class SqliteMetadataStore implements MetadataStore {
       getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE name = ?'),
       initSetting: db.prepare('INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)'),
       setSetting: db.prepare('INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
-      createBucket: db.prepare('INSERT OR IGNORE INTO buckets (name, created_at, location) VALUES (?, ?, ?)'),
+      createBucket: db.prepare('INSERT OR IGNORE INTO buckets (name, created_at, location, encryption) VALUES (?, ?, ?, ?)'),
       getBucket: db.prepare<[string], BucketRow>('SELECT * FROM buckets WHERE name = ?'),
       listBuckets: db.prepare<[], BucketRow>('SELECT * FROM buckets ORDER BY name'),
       setBucketEncryption: db.prepare('UPDATE buckets SET encryption = ? WHERE name = ?'),
@@ -584,7 +584,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async createBucket(b: BucketRecord): Promise<boolean> {
-    return this.commit(() => this.stmts.createBucket.run(b.name, b.createdAt, b.location).changes === 1);
+    return this.commit(() => this.stmts.createBucket.run(b.name, b.createdAt, b.location, b.encryption ? JSON.stringify(b.encryption) : null).changes === 1);
   }
 
   async getBucket(name: string): Promise<BucketRecord | undefined> {
@@ -644,8 +644,11 @@ export class SqliteMetadataStore implements MetadataStore {
     for (const s of obj.streams) if (s.blobId !== '') this.stmts.insertObjectBlob.run(s.blobId, obj.bucket, obj.key);
   }
 
-  async putObject(obj: ObjectRecord): Promise<Replaced> {
+  async putObject(obj: ObjectRecord, expectedVersionId?: string): Promise<Replaced & { conflict?: true }> {
     return this.commit(() => {
+      if (expectedVersionId !== undefined && this.stmts.getObject.get(obj.bucket, obj.key)?.version_id !== expectedVersionId) {
+        return { garbageBlobIds: [], conflict: true as const };
+      }
       const garbage = this.removeCurrent(obj.bucket, obj.key);
       this.insertObject(obj);
       const keep = new Set(obj.streams.map((s) => s.blobId));
