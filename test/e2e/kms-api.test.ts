@@ -161,6 +161,21 @@ describe('KMS JSON API (e2e, @aws-sdk/client-kms)', () => {
     await rejectsKms(kms.send(new GenerateRandomCommand({ NumberOfBytes: 0 })), 'ValidationException');
   });
 
+  test('DryRun on cryptographic operations and Recipient are refused (never answered with real plaintext)', async () => {
+    const { KeyMetadata: m } = await kms.send(new CreateKeyCommand({}));
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: m!.KeyId, Plaintext: enc('dry') }));
+    await rejectsKms(kms.send(new DecryptCommand({ CiphertextBlob, DryRun: true })), 'UnsupportedOperationException', 400, /DryRun/);
+    await rejectsKms(kms.send(new GenerateDataKeyCommand({ KeyId: m!.KeyId, KeySpec: 'AES_256', DryRun: true })), 'UnsupportedOperationException', 400, /DryRun/);
+    await rejectsKms(
+      kms.send(new DecryptCommand({ CiphertextBlob, Recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: enc('not an attestation') } })),
+      'UnsupportedOperationException',
+      400,
+      /Recipient/,
+    );
+    // DryRun: false is an ordinary call.
+    assert.equal(dec((await kms.send(new DecryptCommand({ CiphertextBlob, DryRun: false }))).Plaintext), 'dry');
+  });
+
   test('aliases: create, update, list (by key), delete; reserved prefix; alias/aws/s3 created on first use', async () => {
     const a = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
     const b = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;

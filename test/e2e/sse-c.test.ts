@@ -134,6 +134,16 @@ describe('SSE-C (e2e, @aws-sdk/client-s3 over HTTPS)', () => {
     assert.ok(suffix.equals(body.subarray(body.length - 70000)));
   });
 
+  test('conditional GET on an SSE-C object: If-None-Match → 304, If-Match mismatch → 412, with the key', async () => {
+    const k = key();
+    const put = await s3s.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'conditional', Body: 'conditional body', ...ssec(k) }));
+    await rejectsStatus(s3s.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'conditional', IfNoneMatch: put.ETag, ...ssec(k) })), 304);
+    await rejectsWith(s3s.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'conditional', IfMatch: '"0123456789abcdef0123456789abcdef"', ...ssec(k) })), 'PreconditionFailed', 412);
+    assert.equal((await get('conditional', k, { IfMatch: put.ETag })).toString(), 'conditional body');
+    // The key is checked before the conditions: a wrong key never learns whether the ETag matched.
+    await rejectsWith(s3s.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'conditional', IfNoneMatch: put.ETag, ...ssec(key()) })), 'AccessDenied', 403);
+  });
+
   test('wrong key on GET and HEAD → 403 AccessDenied; no key → 400 InvalidRequest; the object is intact afterwards', async () => {
     const k = key();
     const body = randomBytes(100_000);

@@ -84,6 +84,23 @@ function page<T>(p: { items: T[]; nextMarker?: string }, field: string): Body {
 
 const b64 = (b: Buffer) => b.toString('base64');
 
+/** Operations whose DryRun Coffer does not implement (the grant operations do). */
+const NO_DRY_RUN = new Set(['Encrypt', 'Decrypt', 'ReEncrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'GenerateRandom']);
+
+/**
+ * Parameters that change what a call returns and that Coffer does not implement are refused,
+ * never ignored: a DryRun must not return real plaintext, and a Recipient (attested Nitro
+ * enclave) expects the plaintext encrypted to it, never in the clear.
+ */
+function refuseUnsupportedParameters(opName: string, b: Body): void {
+  if (NO_DRY_RUN.has(opName) && b['DryRun'] === true) {
+    throw new KmsError('UnsupportedOperationException', `DryRun is not supported for ${opName} by this KMS.`);
+  }
+  if (b['Recipient'] !== undefined && b['Recipient'] !== null) {
+    throw new KmsError('UnsupportedOperationException', 'Recipient (attested enclave) requests are not supported by this KMS.');
+  }
+}
+
 export const OPERATIONS: Record<string, Op> = {
   CreateKey: async (kms, c, b) => ({
     KeyMetadata: await kms.createKey(c, {
@@ -391,6 +408,7 @@ async function handle(deps: KmsApiDeps, req: IncomingMessage, secure: boolean, o
       }
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new KmsError('SerializationException', 'The request body must be a JSON object');
+    refuseUnsupportedParameters(opName, parsed as Body);
     return await op(deps.kms, caller, parsed as Body);
   } catch (err) {
     // An authenticated call refused before it reached an operation (malformed parameters,
