@@ -1,6 +1,7 @@
 // Composition root: config → adapters → services → listeners. The only file that names
 // concrete adapters. `startCoffer` is what `coffer server` runs and what tests start on port 0.
 import { existsSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, type Config } from './config/config.ts';
 import { startListeners, type Listeners } from './http/server.ts';
@@ -100,6 +101,10 @@ export interface RunningCoffer {
 }
 
 const RELOAD_MS = 15_000;
+/** How often a server publishes its KMS quota status (when it changed). */
+const QUOTA_STATUS_MS = 2_000;
+/** The setting `coffer kms quota` reads: the newest status a server published. */
+export const QUOTA_STATUS_SETTING = 'kms-quota-status';
 
 /** `now`: the clock of key lifecycles (KMS deletion windows and rotation, Bucket Key lifetimes); tests inject one. */
 export async function startCoffer(config: Config, opts: { log?: Logger; now?: () => number } = {}): Promise<RunningCoffer> {
@@ -191,11 +196,32 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
     } catch (err) {
       log.error({ err }, 'master key maintenance failed');
     }
+    try {
+      const due = await kms.maintain();
+      if (due.deleted || due.rotated) log.info(due, 'KMS keys: deletion windows ended (material destroyed) / automatic rotations');
+    } catch (err) {
+      log.error({ err }, 'KMS key maintenance failed');
+    }
     void rewrap();
   };
   await tick();
   const timer = setInterval(() => void tick(), RELOAD_MS);
   timer.unref();
+  // The KMS quota's current rate and throttle counts, for `coffer kms quota` (another process).
+  let lastQuota = '';
+  const publishQuota = async () => {
+    const status = kms.quotaStatus();
+    const text = JSON.stringify(status.accounts);
+    if (text === lastQuota) return;
+    lastQuota = text;
+    try {
+      await meta.setSetting(QUOTA_STATUS_SETTING, JSON.stringify({ at: Date.now(), node: `${hostname()}:${process.pid}`, ...status }));
+    } catch (err) {
+      log.warn({ err }, 'could not publish the KMS quota status');
+    }
+  };
+  const quotaTimer = setInterval(() => void publishQuota(), QUOTA_STATUS_MS);
+  quotaTimer.unref();
 
   return {
     config,
@@ -213,6 +239,7 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
     async close() {
       stopped = true;
       clearInterval(timer);
+      clearInterval(quotaTimer);
       abort.abort();
       await listeners.close();
       await rewrapping;

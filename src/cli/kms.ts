@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig, type RawOptions } from '../config/config.ts';
 import { isKmsError } from '../kms/errors.ts';
 import { KmsService } from '../kms/service.ts';
-import { openStores } from '../main.ts';
+import { openMetadataStore, openStores, QUOTA_STATUS_SETTING } from '../main.ts';
+import type { QuotaStatus } from '../kms/quota.ts';
 import { loadAccountId } from '../service/identities.ts';
 
 export type MaterialEncoding = 'auto' | 'base64' | 'hex' | 'raw';
@@ -98,6 +99,36 @@ export function registerKmsCommands(program: Command, dataDirOptions: (cmd: Comm
     } finally {
       material?.fill(0);
       await stores.meta.close();
+    }
+  });
+
+  dataDirOptions(
+    kms
+      .command('quota')
+      .description("The KMS request quota as the running server last published it (every 2 s while it changes): the limit, and per account the requests allowed and throttled in the last second and in all")
+      .option('--json', 'print JSON'),
+  ).action(async (opts: RawOptions & { json?: boolean }) => {
+    const store = openMetadataStore(loadConfig({ dataDir: opts.dataDir, httpsAddress: 'off', httpAddress: '127.0.0.1:0' }));
+    try {
+      const text = await store.getSetting(QUOTA_STATUS_SETTING);
+      if (text === undefined) {
+        console.log('No KMS quota status yet: no server has served a KMS call on this data directory since it started.');
+        return;
+      }
+      const st = JSON.parse(text) as QuotaStatus & { at: number; node: string };
+      if (opts.json) {
+        console.log(JSON.stringify(st, null, 2));
+        return;
+      }
+      console.log(`KMS quota: ${st.limit === 0 ? 'off' : `${st.limit} cryptographic operations per second per account`} (per node; as of ${new Date(st.at).toISOString()}, node ${st.node})`);
+      console.log('ACCOUNT        ALLOWED/S  THROTTLED/S  ALLOWED    THROTTLED  LAST THROTTLED');
+      for (const a of st.accounts) {
+        console.log(
+          `${a.accountId.padEnd(14)} ${String(a.allowedLastSecond).padStart(9)}  ${String(a.throttledLastSecond).padStart(11)}  ${String(a.allowedTotal).padEnd(10)} ${String(a.throttledTotal).padEnd(10)} ${a.lastThrottledAt !== undefined ? new Date(a.lastThrottledAt).toISOString() : '-'}`,
+        );
+      }
+    } finally {
+      await store.close();
     }
   });
 }

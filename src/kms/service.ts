@@ -315,6 +315,26 @@ export class KmsService {
   }
 
   /**
+   * Applies what time has made due to every key, not only to keys someone uses: destroys keys
+   * whose deletion window has ended (crypto-shredding happens on time even for a key nobody
+   * touches again) and performs due automatic rotations. The server runs it periodically.
+   */
+  async maintain(): Promise<{ deleted: number; rotated: number }> {
+    const now = this.now();
+    let deleted = 0;
+    let rotated = 0;
+    for (const k of await this.store.listKmsKeys()) {
+      const dueDeletion = k.state === 'PendingDeletion' && k.deletionDate !== undefined && k.deletionDate <= now;
+      const dueRotation = k.rotationEnabled && k.state === 'Enabled' && k.nextRotation !== undefined && k.nextRotation <= now;
+      if (!dueDeletion && !dueRotation) continue;
+      const after = await this.load(k.keyId);
+      if (dueDeletion && !after) deleted++;
+      if (dueRotation && after && after.currentMaterial > k.currentMaterial) rotated++;
+    }
+    return { deleted, rotated };
+  }
+
+  /**
    * A key's state as of now (deletion and rotation applied), or undefined once it is gone. Not
    * a KMS operation (nothing is authorized or audited): S3 uses it to stop using a cached
    * Bucket Key the moment its KMS key is disabled or deleted.

@@ -39,20 +39,9 @@ import {
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { rejectsKms } from '../helpers/kms.ts';
 import { kmsClientFor, startTestServer, type TestServer } from '../helpers/coffer.ts';
 
-async function rejectsKms(p: Promise<unknown>, name: string, status = 400, message?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as KMSServiceException;
-    assert.equal(err.name, name, `expected ${name}, got ${err.name}: ${err.message}`);
-    assert.equal(err.$metadata?.httpStatusCode, status);
-    if (message) assert.match(err.message, message);
-    return;
-  }
-  assert.fail(`expected ${name}, but the request succeeded`);
-}
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString('utf8');

@@ -24,20 +24,10 @@ import {
 } from '@aws-sdk/client-kms';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { awsCli } from '../helpers/aws-cli.ts';
+import { rejectsKms } from '../helpers/kms.ts';
 import { kmsClientFor, startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 import { allowAll, clientAs } from '../helpers/identities.ts';
 
-async function rejectsKms(p: Promise<unknown>, name: string, message?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as KMSServiceException;
-    assert.equal(err.name, name, `expected ${name}, got ${err.name}: ${err.message}`);
-    if (message) assert.match(err.message, message);
-    return;
-  }
-  assert.fail(`expected ${name}, but the request succeeded`);
-}
 
 const enc = (s: string) => Buffer.from(s);
 const text = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString('utf8');
@@ -86,8 +76,8 @@ describe('KMS grants (e2e, @aws-sdk/client-kms)', () => {
     const k = (await kms.send(new CreateKeyCommand({ Description: 'granted' }))).KeyMetadata!;
     const rootBlob = (await kms.send(new EncryptCommand({ KeyId: k.KeyId, Plaintext: enc('for alice'), EncryptionContext: { project: 'alpha' } }))).CiphertextBlob!;
 
-    await rejectsKms(alice.kms.send(new EncryptCommand({ KeyId: k.KeyId, Plaintext: enc('x'), EncryptionContext: { project: 'alpha' } })), 'AccessDeniedException', /kms:Encrypt/);
-    await rejectsKms(alice.kms.send(new DecryptCommand({ CiphertextBlob: rootBlob, EncryptionContext: { project: 'alpha' } })), 'AccessDeniedException', /kms:Decrypt/);
+    await rejectsKms(alice.kms.send(new EncryptCommand({ KeyId: k.KeyId, Plaintext: enc('x'), EncryptionContext: { project: 'alpha' } })), 'AccessDeniedException', 400, /kms:Encrypt/);
+    await rejectsKms(alice.kms.send(new DecryptCommand({ CiphertextBlob: rootBlob, EncryptionContext: { project: 'alpha' } })), 'AccessDeniedException', 400, /kms:Decrypt/);
 
     const created = await kms.send(
       new CreateGrantCommand({
@@ -152,7 +142,7 @@ describe('KMS grants (e2e, @aws-sdk/client-kms)', () => {
     await kms.send(new RevokeGrantCommand({ KeyId: k.KeyId, GrantId: other.GrantId }));
 
     // Retiring: not by a stranger; by the retiring principal, with the token.
-    await rejectsKms(stranger.kms.send(new RetireGrantCommand({ GrantToken: created.GrantToken })), 'AccessDeniedException', /kms:RetireGrant/);
+    await rejectsKms(stranger.kms.send(new RetireGrantCommand({ GrantToken: created.GrantToken })), 'AccessDeniedException', 400, /kms:RetireGrant/);
     await retirer.kms.send(new RetireGrantCommand({ GrantToken: created.GrantToken }));
     await rejectsKms(alice.kms.send(new EncryptCommand({ KeyId: k.KeyId, Plaintext: enc('x'), EncryptionContext: ctx })), 'AccessDeniedException');
     assert.equal((await kms.send(new ListGrantsCommand({ KeyId: k.KeyId }))).Grants!.length, 0);
@@ -163,7 +153,7 @@ describe('KMS grants (e2e, @aws-sdk/client-kms)', () => {
     assert.equal(text((await alice.kms.send(new DecryptCommand({ CiphertextBlob: rootBlob, EncryptionContext: { project: 'alpha' } }))).Plaintext), 'for alice');
     // EncryptionContextEquals: an exact match only.
     await rejectsKms(alice.kms.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: ctx })), 'AccessDeniedException');
-    await rejectsKms(alice.kms.send(new RevokeGrantCommand({ KeyId: k.KeyId, GrantId: second.GrantId })), 'AccessDeniedException', /kms:RevokeGrant/);
+    await rejectsKms(alice.kms.send(new RevokeGrantCommand({ KeyId: k.KeyId, GrantId: second.GrantId })), 'AccessDeniedException', 400, /kms:RevokeGrant/);
     await kms.send(new RevokeGrantCommand({ KeyId: k.KeyId, GrantId: second.GrantId }));
     await rejectsKms(alice.kms.send(new DecryptCommand({ CiphertextBlob: rootBlob, EncryptionContext: { project: 'alpha' } })), 'AccessDeniedException');
     await rejectsKms(kms.send(new RevokeGrantCommand({ KeyId: k.KeyId, GrantId: second.GrantId })), 'NotFoundException');
@@ -204,7 +194,7 @@ describe('KMS grants (e2e, @aws-sdk/client-kms)', () => {
         }),
       }),
     );
-    await rejectsKms(bob.kms.send(new EncryptCommand({ KeyId: k.KeyId, Plaintext: enc('no') })), 'AccessDeniedException', /explicit deny/);
+    await rejectsKms(bob.kms.send(new EncryptCommand({ KeyId: k.KeyId, Plaintext: enc('no') })), 'AccessDeniedException', 400, /explicit deny/);
   });
 
   test('CreateGrant through a grant: only a subset of its operations, with at least its constraints; condition keys', async () => {
@@ -215,7 +205,7 @@ describe('KMS grants (e2e, @aws-sdk/client-kms)', () => {
       Statement: [{ Effect: 'Allow', Action: 'kms:CreateGrant', Resource: '*', Condition: { StringEquals: { 'kms:GranteePrincipal': `arn:aws:iam::${account}:user/grant-dave` }, Bool: { 'kms:GrantIsForAWSResource': 'false' } } }],
     });
     const k = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
-    await rejectsKms(carol.kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: dave.arn, Operations: ['Decrypt'] })), 'AccessDeniedException', /kms:CreateGrant/);
+    await rejectsKms(carol.kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: dave.arn, Operations: ['Decrypt'] })), 'AccessDeniedException', 400, /kms:CreateGrant/);
     await kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: carol.arn, Operations: ['CreateGrant', 'Decrypt', 'Encrypt'], Constraints: { EncryptionContextSubset: { team: 'red' } } }));
     // Stricter: fewer operations, a larger subset, or an exact context that includes it.
     await carol.kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: dave.arn, Operations: ['Decrypt'], Constraints: { EncryptionContextSubset: { team: 'red', app: 'x' } } }));
@@ -239,14 +229,14 @@ describe('KMS grants (e2e, @aws-sdk/client-kms)', () => {
   test('AWS validation errors', async () => {
     const k = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
     const grantee = `arn:aws:iam::${account}:user/whoever`;
-    await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: ['Frobnicate' as 'Encrypt'] })), 'ValidationException', /enum value set/);
-    await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: ['Sign'] })), 'ValidationException', /SYMMETRIC_DEFAULT/);
+    await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: ['Frobnicate' as 'Encrypt'] })), 'ValidationException', 400, /enum value set/);
+    await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: ['Sign'] })), 'ValidationException', 400, /SYMMETRIC_DEFAULT/);
     await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: [] })), 'ValidationException');
     await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: 'not a principal!', Operations: ['Encrypt'] })), 'ValidationException');
     await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: ['Encrypt'], Name: 'bad name' })), 'ValidationException');
     await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: 'alias/aws/s3', GranteePrincipal: grantee, Operations: ['Encrypt'] })), 'NotFoundException');
     await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: '00000000-0000-4000-8000-000000000000', GranteePrincipal: grantee, Operations: ['Encrypt'] })), 'NotFoundException');
-    await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: ['Encrypt'], DryRun: true })), 'DryRunOperationException');
+    await rejectsKms(kms.send(new CreateGrantCommand({ KeyId: k.KeyId, GranteePrincipal: grantee, Operations: ['Encrypt'], DryRun: true })), 'DryRunOperationException', 412);
     assert.equal((await kms.send(new ListGrantsCommand({ KeyId: k.KeyId }))).Grants!.length, 0, 'a dry run creates nothing');
     await rejectsKms(kms.send(new RevokeGrantCommand({ KeyId: k.KeyId, GrantId: 'nope' })), 'InvalidGrantIdException');
     await rejectsKms(kms.send(new RevokeGrantCommand({ KeyId: k.KeyId, GrantId: 'f'.repeat(64) })), 'NotFoundException');

@@ -4,12 +4,16 @@
 // every upload succeeds when the SDK's standard retry mode retries it. The throttles show in
 // the audit trail and in the quota status the admin sees.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { CreateKeyCommand } from '@aws-sdk/client-kms';
 import { ACCESS_KEY, SECRET_KEY, kmsClientFor, startTestServer, type TestServer } from '../helpers/coffer.ts';
-import { assertS3Error, rawRequest } from '../helpers/raw-s3.ts';
+import { assertS3Error, eventually, rawRequest } from '../helpers/raw-s3.ts';
+
+const run = promisify(execFile);
 
 const BUCKET = 'quota-burst';
 const N = 500;
@@ -85,6 +89,18 @@ describe('KMS quota through S3 (quota 50/s)', () => {
     assert.equal(status.limit, 50);
     const account = status.accounts.find((a) => a.accountId === srv.coffer.access.accountId)!;
     assert.ok(account.throttledTotal >= refused.length, `quota status counts ${account.throttledTotal} throttles`);
+
+    // The admin sees it from another process: `coffer kms quota` reads what the server publishes.
+    let shown: { limit: number; accounts: { accountId: string; throttledTotal: number; allowedTotal: number }[] } | undefined;
+    await eventually(async () => {
+      const r = await run(process.execPath, ['bin/coffer.js', 'kms', 'quota', '--json', '--data-dir', srv.dataDir]);
+      shown = r.stdout.startsWith('{') ? JSON.parse(r.stdout) : undefined;
+      return (shown?.accounts.find((a) => a.accountId === srv.coffer.access.accountId)?.throttledTotal ?? 0) >= refused.length;
+    }, 'coffer kms quota shows the throttles', 10_000);
+    assert.equal(shown!.limit, 50);
+    const text = (await run(process.execPath, ['bin/coffer.js', 'kms', 'quota', '--data-dir', srv.dataDir])).stdout;
+    assert.match(text, /KMS quota: 50 cryptographic operations per second per account/);
+    assert.match(text, new RegExp(srv.coffer.access.accountId));
   });
 
   test('a raw request over the quota: 503 SlowDown in the S3 XML envelope', async () => {

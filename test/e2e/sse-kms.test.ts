@@ -22,6 +22,8 @@ import {
   ListAliasesCommand,
   RotateKeyOnDemandCommand,
   ScheduleKeyDeletionCommand,
+  ListKeyRotationsCommand,
+  EnableKeyRotationCommand,
   type KMSClient,
   type KMSServiceException,
 } from '@aws-sdk/client-kms';
@@ -46,6 +48,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { CloudTrailEvent } from '../../src/kms/audit.ts';
 import type { AuditQuery } from '../../src/storage/ports.ts';
+import { rejectsKms } from '../helpers/kms.ts';
 import { kmsClientFor, startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 import { clientAs, rejectsWith, testUser, type TestUser } from '../helpers/identities.ts';
 import { assertS3Error, blobFiles, rawRequest } from '../helpers/raw-s3.ts';
@@ -69,18 +72,6 @@ const md5b64 = (b: Buffer) => createHash('md5').update(b).digest('base64');
 const b64json = (o: unknown) => Buffer.from(JSON.stringify(o), 'utf8').toString('base64');
 const unb64json = (s: string | undefined) => JSON.parse(Buffer.from(s ?? '', 'base64').toString('utf8')) as Record<string, string>;
 
-/** Expects a KMS SDK call to fail with this exception name. */
-async function kmsRejects(p: Promise<unknown>, name: string, message?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as KMSServiceException;
-    assert.equal(err.name, name, `expected ${name}, got ${err.name}: ${err.message}`);
-    if (message) assert.match(err.message, message);
-    return;
-  }
-  assert.fail(`expected ${name}, but the call succeeded`);
-}
 
 /** Asserts an S3 SDK error: code, status and (optionally) the message. */
 async function s3Rejects(p: Promise<unknown>, code: string, status: number, message?: RegExp | string): Promise<void> {
@@ -565,7 +556,7 @@ describe('the separate permission to use a KMS key', () => {
     const r = await put({ Key: 'perm/gina', Body: 'via s3', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.id }, g);
     assert.equal(r.SSEKMSKeyId, k.arn);
     assert.equal((await getBytes(g, BUCKET, 'perm/gina')).body.toString(), 'via s3');
-    await kmsRejects(kmsAs(gina).send(new EncryptCommand({ KeyId: k.id, Plaintext: Buffer.from('direct') })), 'AccessDeniedException', /kms:Encrypt/);
+    await rejectsKms(kmsAs(gina).send(new EncryptCommand({ KeyId: k.id, Plaintext: Buffer.from('direct') })), 'AccessDeniedException', 400, /kms:Encrypt/);
   });
 
   test('the AWS managed key is usable by any user allowed S3 (through S3 only)', async () => {
@@ -574,7 +565,7 @@ describe('the separate permission to use a KMS key', () => {
     const { KeyMetadata: m } = await kms.send(new DescribeKeyCommand({ KeyId: 'alias/aws/s3' }));
     assert.equal(r.SSEKMSKeyId, m!.Arn);
     assert.equal((await getBytes(d, BUCKET, 'perm/dave-managed')).body.toString(), 'managed');
-    await kmsRejects(kmsAs(dave).send(new EncryptCommand({ KeyId: 'alias/aws/s3', Plaintext: Buffer.from('direct') })), 'AccessDeniedException');
+    await rejectsKms(kmsAs(dave).send(new EncryptCommand({ KeyId: 'alias/aws/s3', Plaintext: Buffer.from('direct') })), 'AccessDeniedException');
   });
 });
 
@@ -920,8 +911,8 @@ describe('crypto-shredding with an injected clock', () => {
     await s3Rejects(getBytes(cs.s3, 'shred', 'plain', 'bytes=0-9'), 'KMS.NotFoundException', 400);
     // HEAD still shows the (now useless) object's metadata.
     assert.equal((await cs.s3.send(new HeadObjectCommand({ Bucket: 'shred', Key: 'plain' }))).SSEKMSKeyId, k.arn);
-    await kmsRejects(ckms.send(new DescribeKeyCommand({ KeyId: k.id })), 'NotFoundException');
-    await kmsRejects(ckms.send(new CancelKeyDeletionCommand({ KeyId: k.id })), 'NotFoundException');
+    await rejectsKms(ckms.send(new DescribeKeyCommand({ KeyId: k.id })), 'NotFoundException');
+    await rejectsKms(ckms.send(new CancelKeyDeletionCommand({ KeyId: k.id })), 'NotFoundException');
     await s3Rejects(
       cs.s3.send(new PutObjectCommand({ Bucket: 'shred', Key: 'new', Body: 'x', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.id })),
       'KMS.NotFoundException',
@@ -937,5 +928,34 @@ describe('crypto-shredding with an injected clock', () => {
     assert.equal(d.userIdentity.invokedBy, 'kms.amazonaws.com');
     assert.deepEqual(d.resources.map((r) => r.ARN), [k.arn]);
     assert.equal(d.eventTime, new Date(clock).toISOString().replace(/\.\d{3}Z$/, 'Z'), 'at the (injected) time it happened');
+  });
+
+  test('the material of a key nobody touches again is destroyed when its window ends (server maintenance), and audited', async () => {
+    const k = await createKey(ckms);
+    await cs.s3.send(new PutObjectCommand({ Bucket: 'shred', Key: 'untouched', Body: 'x', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.id }));
+    await ckms.send(new ScheduleKeyDeletionCommand({ KeyId: k.id, PendingWindowInDays: 7 }));
+    assert.deepEqual(await cs.coffer.kms.maintain(), { deleted: 0, rotated: 0 }, 'nothing is due yet');
+    assert.ok(await cs.coffer.stores.meta.getKmsMaterial(k.id, 1));
+    clock += 7 * DAY + 1;
+    // No request names the key: the periodic maintenance (run here by hand) destroys it.
+    assert.deepEqual(await cs.coffer.kms.maintain(), { deleted: 1, rotated: 0 });
+    assert.equal(await cs.coffer.stores.meta.getKmsKey(k.id), undefined);
+    assert.equal(await cs.coffer.stores.meta.getKmsMaterial(k.id, 1), undefined, 'the material is gone from the store');
+    assert.equal((await audit(cs, { keyId: k.id, eventName: 'DeleteKey' })).length, 1);
+    await s3Rejects(getBytes(cs.s3, 'shred', 'untouched'), 'KMS.NotFoundException', 400);
+  });
+
+  test('automatic rotation falls due on the injected clock: maintenance rotates, old and new objects read', async () => {
+    const k = await createKey(ckms);
+    await ckms.send(new EnableKeyRotationCommand({ KeyId: k.id, RotationPeriodInDays: 90 }));
+    await cs.s3.send(new PutObjectCommand({ Bucket: 'shred', Key: 'before-rotation', Body: 'old', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.id }));
+    clock += 91 * DAY;
+    const due = await cs.coffer.kms.maintain();
+    assert.ok(due.rotated >= 1, 'the key rotated');
+    const rotations = await ckms.send(new ListKeyRotationsCommand({ KeyId: k.id }));
+    assert.equal(rotations.Rotations?.[0]?.RotationType, 'AUTOMATIC');
+    await cs.s3.send(new PutObjectCommand({ Bucket: 'shred', Key: 'after-rotation', Body: 'new', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.id }));
+    assert.equal((await getBytes(cs.s3, 'shred', 'before-rotation')).body.toString(), 'old');
+    assert.equal((await getBytes(cs.s3, 'shred', 'after-rotation')).body.toString(), 'new');
   });
 });
