@@ -21,7 +21,7 @@ import {
 } from '../storage/ports.ts';
 import type { KmsCaller } from '../kms/service.ts';
 import type { EncryptionRequest, EncryptionService, SseDescription } from './encryption.ts';
-import { Meter, readPlaintext, type PlainRange } from './streams.ts';
+import { decryptInline, Meter, readPlaintext, type PlainRange } from './streams.ts';
 
 export const MAX_OBJECT_SIZE = 5 * 1024 ** 3;
 export const MIN_PART_SIZE = 5 * 1024 ** 2;
@@ -323,6 +323,21 @@ export class ObjectService {
     if (obj.sse.mode !== 'SSE-KMS') return;
     const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms);
     dataKey.zero();
+  }
+
+  /**
+   * The plaintext (or a range) of a small object kept inline, as one buffer; undefined for other
+   * objects (read them with openPlaintext). The caller zeroes nothing: it is the object's data.
+   */
+  async readInlinePlaintext(obj: ObjectRecord, range?: PlainRange, requester?: Requester, customerKey?: SecretKey): Promise<Buffer | undefined> {
+    const s = obj.streams[0];
+    if (obj.streams.length !== 1 || !obj.inlineData || !s || s.blobId !== '') return undefined;
+    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms, customerKey);
+    try {
+      return decryptInline(dataKey, s, obj.inlineData, range);
+    } finally {
+      dataKey.zero();
+    }
   }
 
   async deleteObject(bucket: string, key: string): Promise<void> {

@@ -121,6 +121,25 @@ export function readPlaintext(
   return out;
 }
 
+/**
+ * A small object's whole stream kept inline (its ciphertext came with the metadata): the
+ * plaintext (or a range of it), verified and decrypted synchronously into one buffer, so a small
+ * GET answers with a single write. Any damage is a CryptoError.
+ */
+export function decryptInline(dataKey: SecretKey, s: StreamRecord, inlineData: Buffer, range?: PlainRange): Buffer {
+  const header = Buffer.from(s.header, 'base64');
+  // The whole stream must be there, no byte more or less, even when a range needs only part of it.
+  if (header.length !== HEADER_SIZE || inlineData.length !== encryptedSize(s.plainSize) || !inlineData.subarray(0, HEADER_SIZE).equals(header)) throw new CryptoError();
+  const ranged = range !== undefined && s.plainSize > 0;
+  const cr = ranged ? cipherRangeFor(s.plainSize, range.start, range.end) : cipherRangeFor(s.plainSize);
+  const pieces = decryptRange(
+    dataKey,
+    { streamIndex: s.streamIndex, plainSize: s.plainSize, header, ...(ranged ? { start: range.start, endInclusive: range.end } : {}) },
+    inlineData.subarray(cr.cipherStart, cr.cipherEndExclusive),
+  );
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+}
+
 /** Cipher ranges up to this size are read with one call and decrypted synchronously. */
 const FAST_READ_MAX_BYTES = encryptedSize(1024 * 1024);
 

@@ -146,7 +146,7 @@ test('a blob rolled back to an older write of the same key fails', async () => {
   await mustFail('roll');
 });
 
-test('small objects kept inline in the metadata: a flipped or truncated byte fails too', async () => {
+test('small objects kept inline in the metadata: a flipped, truncated or trailing byte fails too', async () => {
   const data = randomBytes(3000);
   await srv.s3.send(new PutObjectCommand({ Bucket: B, Key: 'inline', Body: data }));
   const obj = (await srv.coffer.stores.meta.getObject(B, 'inline'))!;
@@ -165,6 +165,11 @@ test('small objects kept inline in the metadata: a flipped or truncated byte fai
     }
     set.run(obj.inlineData.subarray(0, obj.inlineData.length - 1), B, 'inline');
     await mustFail('inline');
+    await mustFail('inline', 'bytes=10-20');
+    // A trailing byte fails too, even for a range that does not reach the end.
+    set.run(Buffer.concat([obj.inlineData, Buffer.from([0])]), B, 'inline');
+    await mustFail('inline');
+    await mustFail('inline', 'bytes=10-20');
     set.run(obj.inlineData, B, 'inline');
     assert.ok((await fetch('inline')).equals(data));
   } finally {

@@ -140,6 +140,12 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
     send(ctx, status, undefined, headers);
     return;
   }
+  // A small object kept inline: headers and body in one write.
+  const small = await objects.readInlinePlaintext(obj, range, ctx.requester, customer?.key);
+  if (small) {
+    send(ctx, status, small, headers);
+    return;
+  }
   const plain = await objects.openPlaintext(obj, range, ctx.requester, customer?.key);
   await streamOut(ctx, status, headers, plain);
 }
