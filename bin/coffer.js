@@ -1,9 +1,26 @@
 #!/usr/bin/env node
-// The `coffer` command. Runs the TypeScript sources through tsx's loader, so a fresh
-// checkout needs no build step (`npm install && npm start`).
+// The `coffer` command. Runs the compiled JavaScript in dist/ when it was built from exactly
+// the sources in src/ (`npm run build`, also run by `npm install`), otherwise the TypeScript
+// sources through tsx's loader: a fresh checkout needs no build step, and a stale build is
+// never run. COFFER_RUN_SOURCES=1 always runs the sources.
 // File writes, fsyncs and renames of concurrent uploads all run on libuv's thread pool; its
 // default of 4 threads makes slow fsyncs queue behind each other. Set before first use.
 process.env.UV_THREADPOOL_SIZE ??= '16';
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/main.ts');
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sourceFingerprint } from '../scripts/source-fingerprint.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const stamp = join(root, 'dist', 'SOURCE-FINGERPRINT');
+const built =
+  process.env.COFFER_RUN_SOURCES !== '1' &&
+  existsSync(stamp) &&
+  readFileSync(stamp, 'utf8').trim() === sourceFingerprint(join(root, 'src'));
+if (built) {
+  await import('../dist/cli/main.js');
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/main.ts');
+}

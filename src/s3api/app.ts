@@ -1,7 +1,7 @@
 // The S3 request pipeline: request id, target resolution, SigV4 authentication, routing to one
 // operation, authorization (s3api/authz.ts), dispatch, and the one error renderer. Nothing below this file knows about HTTP
 // beyond the S3Context it is handed.
-import { randomBytes } from 'node:crypto';
+import { systemRng } from '../crypto/keys.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { createPayloadDecoder, verifySigV4, type AuthResult, type CredentialLookup } from '../auth/index.ts';
@@ -57,7 +57,7 @@ export function viaTrustedTlsProxy(req: IncomingMessage, trusted: readonly strin
 }
 
 export function requestId(): string {
-  return randomBytes(8).toString('hex').toUpperCase();
+  return systemRng.randomBytes(8).toString('hex').toUpperCase();
 }
 
 export function createS3Handler(deps: S3AppDeps): RequestHandler {
