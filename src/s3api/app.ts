@@ -52,8 +52,12 @@ export function viaTrustedTlsProxy(req: IncomingMessage, trusted: readonly strin
   if (!trusted?.length) return false;
   const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
   if (!trusted.includes(from)) return false;
-  const proto = req.headers['x-forwarded-proto'];
-  return typeof proto === 'string' && proto.split(',')[0]!.trim().toLowerCase() === 'https';
+  // Exactly one value, and it must be https: a proxy that appends to a client's header (or a
+  // client sending two) must not let the client claim TLS.
+  const values = req.headersDistinct?.['x-forwarded-proto'] ?? (typeof req.headers['x-forwarded-proto'] === 'string' ? [req.headers['x-forwarded-proto']] : []);
+  if (values.length !== 1) return false;
+  const proto = values[0]!.trim().toLowerCase();
+  return proto === 'https';
 }
 
 export function requestId(): string {

@@ -200,7 +200,7 @@ export function hasCustomerKeyHeaders(ctx: S3Context, copySource = false): boole
  * (`write`: a read with a key of another length simply holds the wrong key). The key never
  * appears in an error.
  */
-export function customerKey(ctx: S3Context, opts: { copySource?: boolean; write?: boolean } = {}): CustomerKey | undefined {
+export function customerKey(ctx: S3Context, opts: { copySource?: boolean; write?: boolean; checkOnly?: boolean } = {}): CustomerKey | undefined {
   if (!hasCustomerKeyHeaders(ctx, opts.copySource)) return undefined;
   if (!ctx.secure) throw new S3Error('InvalidRequest', SSE_C_MESSAGES.insecure);
   const prefix = opts.copySource ? COPY_SSE_C_PREFIX : SSE_C_PREFIX;
@@ -221,6 +221,7 @@ export function customerKey(ctx: S3Context, opts: { copySource?: boolean; write?
   try {
     const md5 = createHash('md5').update(raw).digest('base64');
     if (md5 !== md5Text.trim()) throw new S3Error('InvalidArgument', SSE_C_MESSAGES.md5, { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: 'null' });
+    if (opts.checkOnly) return undefined;
     if (raw.length !== KEY_BYTES) {
       if (opts.write) throw new S3Error('InvalidArgument', SSE_C_MESSAGES.length, { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: 'null' });
       // On a read, a key of another length is simply not the object's key.
@@ -291,7 +292,8 @@ export function writeEncryption(ctx: S3Context): RequestedEncryption | undefined
     if (kmsKey !== undefined || header(ctx, CONTEXT_HEADER) !== undefined) {
       throw new S3Error('InvalidArgument', KMS_REQUIRES_HEADER, { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: sse ?? 'null' });
     }
-    return sse === undefined ? undefined : { mode: 'SSE-S3' };
+    if (sse === undefined) return bucketKey === undefined ? undefined : { mode: 'bucket-default', bucketKey };
+    return { mode: 'SSE-S3' };
   }
   throw new S3Error('InvalidArgument', 'The encryption method specified is not supported', {
     ArgumentName: 'x-amz-server-side-encryption',
@@ -352,13 +354,16 @@ export function partCustomerKey(ctx: S3Context, upload: { sse: { mode: string } 
  * for SSE-C objects, refused for others.
  */
 export function sourceCustomerKey(ctx: S3Context, obj: { sse: { mode: string } }, copySource: boolean): CustomerKey | undefined {
-  const given = customerKey(ctx, { copySource });
-  if (obj.sse.mode === 'SSE-C') {
-    if (!given) {
-      throw new S3Error('InvalidRequest', 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.');
-    }
-    return given;
+  if (obj.sse.mode !== 'SSE-C') {
+    if (!hasCustomerKeyHeaders(ctx, copySource)) return undefined;
+    // The headers are still checked (plain HTTP, algorithm, key, MD5) before they are found
+    // not to apply; a key of any length is then simply not applicable.
+    customerKey(ctx, { copySource, checkOnly: true });
+    throw new S3Error('InvalidRequest', 'The encryption parameters are not applicable to this object.');
   }
-  if (given) throw new S3Error('InvalidRequest', 'The encryption parameters are not applicable to this object.');
-  return undefined;
+  const given = customerKey(ctx, { copySource });
+  if (!given) {
+    throw new S3Error('InvalidRequest', 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.');
+  }
+  return given;
 }

@@ -305,7 +305,7 @@ export class EncryptionService {
   }
 
   private async bucketKeyForWrite(caller: KmsCaller, bucket: string, keyId: string, context: EncryptionContext): Promise<{ key: SecretKey; blob: Buffer; kmsKeyId: string }> {
-    const id = ['w', caller.principal.arn, bucket, keyId, JSON.stringify(context)].join('\n');
+    const id = ['w', callerId(caller), bucket, keyId, JSON.stringify(context)].join('\n');
     const hit = this.cacheGet(id);
     if (hit) {
       const k = await this.usable(id, hit);
@@ -332,7 +332,7 @@ export class EncryptionService {
   }
 
   private async bucketKeyForRead(caller: KmsCaller, kmsKeyId: string, blob: Buffer, context: EncryptionContext): Promise<SecretKey> {
-    const id = ['r', caller.principal.arn, createHash('sha256').update(blob).update(JSON.stringify(context)).digest('base64')].join('\n');
+    const id = ['r', callerId(caller), createHash('sha256').update(blob).update(JSON.stringify(context)).digest('base64')].join('\n');
     const hit = this.cacheGet(id);
     if (hit) {
       const k = await this.usable(id, hit);
@@ -361,6 +361,17 @@ export class EncryptionService {
   clearBucketKeys(): void {
     for (const [id, entry] of [...this.bucketKeys]) this.evict(id, entry);
   }
+}
+
+/**
+ * What a cached Bucket Key is keyed by besides the bucket and key: the principal and every
+ * request fact the KMS authorized the call with (kms:ViaService, aws:SourceIp,
+ * aws:SecureTransport ...), so a key policy condition on any of them holds for every use, not
+ * only for the call that filled the cache.
+ */
+function callerId(caller: KmsCaller): string {
+  const keys = caller.conditionKeys ?? {};
+  return JSON.stringify([caller.principal.arn, caller.viaService ?? '', Object.keys(keys).sort().map((k) => [k, keys[k]])]);
 }
 
 function requireCaller(caller: KmsCaller | undefined): KmsCaller {

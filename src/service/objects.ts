@@ -72,6 +72,8 @@ export interface WriteAttributes {
  */
 export type RequestedEncryption =
   | { mode: 'SSE-S3' }
+  /** No SSE header, but x-amz-server-side-encryption-bucket-key-enabled: the bucket default, with that Bucket Key setting. */
+  | { mode: 'bucket-default'; bucketKey: boolean }
   | { mode: 'SSE-C'; key: SecretKey; keyMd5: string }
   | { mode: 'SSE-KMS'; keyId?: string; context?: Record<string, string>; bucketKey?: boolean };
 
@@ -104,8 +106,9 @@ export function checkSseCAllowed(bucket: BucketRecord, key: string, requester: R
 /** The encryption a write gets: its request's, else the bucket default (docs/s3-compatibility.md). */
 export function effectiveEncryption(bucket: BucketRecord, requested: RequestedEncryption | undefined): EncryptionRequest {
   const def = bucket.encryption;
-  if (!requested) {
-    if (def?.algorithm === 'aws:kms') return { mode: 'SSE-KMS', ...(def.kmsMasterKeyId ? { keyId: def.kmsMasterKeyId } : {}), bucketKey: def.bucketKeyEnabled };
+  if (!requested || requested.mode === 'bucket-default') {
+    const bucketKey = requested?.mode === 'bucket-default' ? requested.bucketKey : def?.bucketKeyEnabled;
+    if (def?.algorithm === 'aws:kms') return { mode: 'SSE-KMS', ...(def.kmsMasterKeyId ? { keyId: def.kmsMasterKeyId } : {}), bucketKey: bucketKey ?? false };
     return { mode: 'SSE-S3' };
   }
   if (requested.mode === 'SSE-S3' || requested.mode === 'SSE-C') return requested;
@@ -192,7 +195,15 @@ export class ObjectService {
   private async noteSseCWrite(bucket: string, key: string, requester: Requester | undefined): Promise<void> {
     const marker = `sse-c-first-write:${bucket}`;
     const value = JSON.stringify({ at: new Date(this.now()).toISOString(), key, principal: requester?.principalArn ?? 'anonymous' });
-    if ((await this.meta.initSetting(marker, value)) === value) {
+    let first: boolean;
+    try {
+      first = (await this.meta.initSetting(marker, value)) === value;
+    } catch (err) {
+      // Best effort: the write it reports is already committed.
+      this.log.warn({ err, bucket }, 'could not record the first SSE-C write into this bucket');
+      return;
+    }
+    if (first) {
       this.log.warn(
         { securityEvent: 'first-sse-c-write', bucket, key, principal: requester?.principalArn },
         'first SSE-C write into this bucket: data under customer-provided keys is unreadable without them (watch for ransomware-style re-encryption)',
@@ -218,6 +229,7 @@ export class ObjectService {
     expectedLength: number,
     signal?: AbortSignal,
     inline = false,
+    opaque = false,
   ): Promise<{ record: StreamRecord; md5: Buffer; inlineData?: Buffer }> {
     const blobId = inline ? '' : newId();
     const meter = new Meter(limit, expectedLength);
@@ -242,7 +254,9 @@ export class ObjectService {
       throw e;
     }
     return {
-      record: { blobId, streamIndex, plainSize: meter.bytes, md5: md5.toString('hex'), header: enc.header.toString('base64') },
+      // SSE-KMS and SSE-C keep no plaintext MD5 (it would let anyone holding a guess confirm it,
+      // from an ETag or from the metadata store): their part ETags are random instead.
+      record: { blobId, streamIndex, plainSize: meter.bytes, md5: opaque ? randomBytes(16).toString('hex') : md5.toString('hex'), header: enc.header.toString('base64') },
       md5,
       ...(inlineData ? { inlineData } : {}),
     };
@@ -268,24 +282,26 @@ export class ObjectService {
     let written: { record: StreamRecord; md5: Buffer; inlineData?: Buffer };
     const inline = input.length <= INLINE_MAX_BYTES;
     try {
-      written = await this.writeStream(dataKey, 0, input.body, inline ? INLINE_MAX_BYTES : MAX_OBJECT_SIZE, input.length, input.signal, inline);
+      written = await this.writeStream(dataKey, 0, input.body, inline ? INLINE_MAX_BYTES : MAX_OBJECT_SIZE, input.length, input.signal, inline, sse.mode !== 'SSE-S3');
     } finally {
       dataKey.zero();
     }
     const { record, md5, inlineData } = written;
+    let obj: ObjectRecord;
+    let replaced: string[];
     try {
       if (record.plainSize !== input.length) throw new S3Error('IncompleteBody');
       if (input.contentMd5 && !input.contentMd5.equals(md5)) throw new S3Error('BadDigest');
       input.beforeCommit?.();
       const checksum = input.checksum?.();
-      const obj: ObjectRecord = {
+      obj = {
         bucket: input.bucket,
         key: input.key,
         versionId,
         size: record.plainSize,
-        // As on AWS, the ETag of an SSE-KMS object is not the MD5 of its plaintext (which would
-        // let anyone holding a guess confirm it).
-        etag: sse.mode === 'SSE-S3' ? record.md5 : randomBytes(16).toString('hex'),
+        // As on AWS, the ETag of an SSE-KMS or SSE-C object is not the MD5 of its plaintext
+        // (record.md5 is random for them).
+        etag: record.md5,
         lastModified: this.now(),
         contentType: input.contentType,
         headers: input.headers,
@@ -296,14 +312,16 @@ export class ObjectService {
         ...(checksum ? { checksum } : {}),
         ...(inlineData ? { inlineData } : {}),
       };
-      const { garbageBlobIds } = await this.meta.putObject(obj);
-      await this.discard(garbageBlobIds);
-      if (sse.mode === 'SSE-C') await this.noteSseCWrite(input.bucket, input.key, input.requester);
-      return { object: obj, encryption: description };
+      replaced = (await this.meta.putObject(obj)).garbageBlobIds;
     } catch (e) {
+      // Not committed: the new blob is nobody's.
       await this.discard([record.blobId]);
       throw e;
     }
+    // Committed: nothing below may fail the write or touch its blob.
+    await this.discard(replaced);
+    if (sse.mode === 'SSE-C') await this.noteSseCWrite(input.bucket, input.key, input.requester);
+    return { object: obj, encryption: description };
   }
 
   /** Plaintext of an object or a range of it; errors (never wrong bytes) on any damage. */
@@ -354,18 +372,24 @@ export class ObjectService {
       if (rekeyed) return rekeyed;
     }
     const plain = await this.openPlaintext(input.source, undefined, input.requester, input.sourceCustomerKey);
-    return this.putObject({
-      bucket: input.bucket,
-      key: input.key,
-      body: plain,
-      length: input.source.size,
-      contentType: input.contentType,
-      headers: input.headers,
-      userMetadata: input.userMetadata,
-      ...(input.signal ? { signal: input.signal } : {}),
-      ...(input.encryption ? { encryption: input.encryption } : {}),
-      ...(input.requester ? { requester: input.requester } : {}),
-    });
+    // If the write fails before it reads the source (a refused key, a blocked bucket ...), the
+    // source stream is closed, its file and data key released.
+    try {
+      return await this.putObject({
+        bucket: input.bucket,
+        key: input.key,
+        body: plain,
+        length: input.source.size,
+        contentType: input.contentType,
+        headers: input.headers,
+        userMetadata: input.userMetadata,
+        ...(input.signal ? { signal: input.signal } : {}),
+        ...(input.encryption ? { encryption: input.encryption } : {}),
+        ...(input.requester ? { requester: input.requester } : {}),
+      });
+    } finally {
+      plain.destroy();
+    }
   }
 
   /**
@@ -379,6 +403,12 @@ export class ObjectService {
     const source = input.source;
     const encryption = effectiveEncryption(bucket, input.encryption);
     if (encryption.mode === 'SSE-C') checkSseCAllowed(bucket, input.key, input.requester);
+    // Only where the stored MD5s stay right: SSE-S3 objects keep their plaintext MD5 (their
+    // ETag), SSE-KMS and SSE-C objects keep none (random ones). Between the two the data is
+    // copied, and so is SSE-KMS without a Bucket Key (its data key must come from GenerateDataKey).
+    const opaque = (mode: string) => mode !== 'SSE-S3';
+    if (opaque(source.sse.mode) !== opaque(encryption.mode)) return undefined;
+    if (encryption.mode === 'SSE-KMS' && !encryption.bucketKey) return undefined;
     const versionId = newId(16);
     const dataKey = await this.keys.openDataKey(source.sse, { bucket: source.bucket, key: source.key, versionId: source.versionId }, input.requester?.kms, input.sourceCustomerKey);
     let sealed: Awaited<ReturnType<EncryptionService['reseal']>>;
@@ -402,6 +432,8 @@ export class ObjectService {
       etag: !single ? source.etag : sealed.sse.mode === 'SSE-S3' ? source.streams[0]!.md5 : randomBytes(16).toString('hex'),
     };
     const r = await this.meta.putObject(obj, source.versionId);
+    // The object changed (or went) since it was read; the version read may be gone with its
+    // blobs. As S3 does for conflicting writes, answer 409 OperationAborted: try again.
     if (r.conflict) throw new S3Error('OperationAborted');
     await this.discard(r.garbageBlobIds);
     if (sealed.sse.mode === 'SSE-C') await this.noteSseCWrite(input.bucket, input.key, input.requester);
@@ -436,6 +468,7 @@ export class ObjectService {
       ...(requestedSse !== undefined ? { requestedSse } : {}),
     };
     await this.meta.createUpload(upload);
+    if (sse.mode === 'SSE-C') await this.noteSseCWrite(bucket, key, opts.requester);
     return { upload, encryption: description };
   }
 
@@ -468,7 +501,7 @@ export class ObjectService {
     }
     let written: { record: StreamRecord; md5: Buffer };
     try {
-      written = await this.writeStream(dataKey, partNumber, body, MAX_OBJECT_SIZE, length, opts.signal);
+      written = await this.writeStream(dataKey, partNumber, body, MAX_OBJECT_SIZE, length, opts.signal, false, upload.sse.mode !== 'SSE-S3');
     } finally {
       dataKey.zero();
     }

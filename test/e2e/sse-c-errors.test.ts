@@ -129,6 +129,8 @@ describe('SSE-C validation, in AWS order (reference c.3)', () => {
 
   test('9: SSE-C headers on an object that is not SSE-C → 400 InvalidRequest (GET, HEAD, copy source)', async () => {
     assertS3Error(await req({ method: 'GET', path: `/${BUCKET}/plain`, headers: trio(key) }), 'InvalidRequest', 400, MSG.notApplicable);
+    // A key of another length is not applicable either (not "the wrong key").
+    assertS3Error(await req({ method: 'GET', path: `/${BUCKET}/plain`, headers: trio(randomBytes(16)) }), 'InvalidRequest', 400, MSG.notApplicable);
     assertS3Error(await req({ method: 'HEAD', path: `/${BUCKET}/plain`, headers: trio(key) }), 'InvalidRequest', 400, undefined, 'HEAD');
     const copy = await put('r9', { 'x-amz-copy-source': `/${BUCKET}/plain`, [CA]: 'AES256', [CK]: key.toString('base64'), [CM]: trio(key)[M]! });
     assertS3Error(copy, 'InvalidRequest', 400, MSG.notApplicable);

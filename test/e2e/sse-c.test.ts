@@ -317,6 +317,45 @@ describe('SSE-C (e2e, @aws-sdk/client-s3 over HTTPS)', () => {
     assert.equal(await r.Body!.transformToString(), 'kept');
   });
 
+  test('a write that committed stays whole even if recording the first-SSE-C-write event fails', async () => {
+    await s3s.send(new CreateBucketCommand({ Bucket: 'ssec-event-fails' }));
+    await s3s.send(new PutBucketEncryptionCommand({ Bucket: 'ssec-event-fails', ServerSideEncryptionConfiguration: { Rules: [{ BlockedEncryptionTypes: { EncryptionType: ['NONE'] } }] } }));
+    const meta = srv.coffer.stores.meta;
+    const original = meta.initSetting.bind(meta);
+    meta.initSetting = async (name: string, value: string) => {
+      if (name.startsWith('sse-c-first-write:')) throw new Error('disk full (injected)');
+      return original(name, value);
+    };
+    try {
+      const k = key();
+      const body = randomBytes(100_000); // a blob, not inline
+      await s3s.send(new PutObjectCommand({ Bucket: 'ssec-event-fails', Key: 'big', Body: body, ...ssec(k) }));
+      const r = await s3s.send(new GetObjectCommand({ Bucket: 'ssec-event-fails', Key: 'big', ...ssec(k) }));
+      assert.ok(Buffer.from(await r.Body!.transformToByteArray()).equals(body));
+    } finally {
+      meta.initSetting = original;
+    }
+  });
+
+  test('SSE-C objects and parts keep no plaintext MD5 (ETags and the metadata store)', async () => {
+    const k = key();
+    const body = randomBytes(50_000);
+    const md5 = md5hex(body);
+    await s3s.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'nomd5', Body: body, ...ssec(k) }));
+    assert.notEqual((await srv.coffer.stores.meta.getObject(BUCKET, 'nomd5'))!.streams[0]!.md5, md5);
+    const up = await s3s.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'nomd5-mp', ...ssec(k) }));
+    const p = await s3s.send(new UploadPartCommand({ Bucket: BUCKET, Key: 'nomd5-mp', UploadId: up.UploadId, PartNumber: 1, Body: body, ...ssec(k) }));
+    assert.notEqual(p.ETag, `"${md5}"`);
+    await s3s.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: 'nomd5-mp', UploadId: up.UploadId, MultipartUpload: { Parts: [{ ETag: p.ETag, PartNumber: 1 }] } }));
+    assert.ok((await get('nomd5-mp', k)).equals(body));
+  });
+
+  test('a multipart SSE-C upload is a first SSE-C write too', async () => {
+    await s3s.send(new CreateBucketCommand({ Bucket: 'ssec-mp-only' }));
+    await s3s.send(new PutBucketEncryptionCommand({ Bucket: 'ssec-mp-only', ServerSideEncryptionConfiguration: { Rules: [{ BlockedEncryptionTypes: { EncryptionType: ['NONE'] } }] } }));
+    await s3s.send(new CreateMultipartUploadCommand({ Bucket: 'ssec-mp-only', Key: 'big', ...ssec(key()) }));
+  });
+
   test('the first SSE-C write into a bucket is logged as a security event', async () => {
     const events = logLines
       .join('')
@@ -324,7 +363,7 @@ describe('SSE-C (e2e, @aws-sdk/client-s3 over HTTPS)', () => {
       .filter(Boolean)
       .map((l) => JSON.parse(l) as { securityEvent?: string; bucket?: string })
       .filter((e) => e.securityEvent === 'first-sse-c-write');
-    assert.deepEqual(events.map((e) => e.bucket).sort(), [BLOCKED, BUCKET]);
+    assert.deepEqual(events.map((e) => e.bucket).sort(), [BLOCKED, BUCKET, 'ssec-mp-only'].sort());
   });
 
   test('neither a key nor its MD5 is anywhere in the data directory or the logs', async () => {

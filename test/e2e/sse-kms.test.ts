@@ -8,6 +8,7 @@
 // default bucket encryption; Bucket Keys (fewer KMS calls, restart, cache, disable);
 // crypto-shredding with an injected clock; rotation; and the audit trail of S3's KMS calls.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
@@ -686,6 +687,70 @@ describe('default bucket encryption', () => {
 });
 
 describe('Bucket Keys', () => {
+  test('the Bucket Key header alone overrides the bucket default\'s setting', async () => {
+    const k = await createKey(kms);
+    for (const [bucket, defaultBk] of [['bk-hdr-on', true], ['bk-hdr-off', false]] as const) {
+      await srv.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+      await srv.s3.send(
+        new PutBucketEncryptionCommand({ Bucket: bucket, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: k.id }, BucketKeyEnabled: defaultBk }] } }),
+      );
+      const r = await srv.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'o', Body: 'x', BucketKeyEnabled: !defaultBk }));
+      assert.equal(r.SSEKMSKeyId, k.arn);
+      assert.equal(r.BucketKeyEnabled, !defaultBk ? true : undefined);
+      const plain = await srv.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'p', Body: 'x' }));
+      assert.equal(plain.BucketKeyEnabled, defaultBk ? true : undefined);
+    }
+  });
+
+  test('a cached Bucket Key is used only under the request facts it was authorized with (aws:SecureTransport)', async () => {
+    const account = srv.coffer.access.accountId;
+    const k = await createKey(kms, {
+      policy: {
+        Version: '2012-10-17',
+        Statement: [
+          { Sid: 'Admin', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' },
+          { Sid: 'TlsOnly', Effect: 'Deny', Principal: '*', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: '*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } },
+        ],
+      },
+    });
+    await put({ Key: 'bk/tls', Body: 'tls only', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.id, BucketKeyEnabled: true }, srv.s3s);
+    await s3Rejects(getBytes(srv.s3, BUCKET, 'bk/tls'), 'AccessDenied', 403);
+    assert.equal((await getBytes(srv.s3s, BUCKET, 'bk/tls')).body.toString(), 'tls only');
+    // The Bucket Key is cached now, from the HTTPS read; plain HTTP is still refused.
+    await s3Rejects(getBytes(srv.s3, BUCKET, 'bk/tls'), 'AccessDenied', 403);
+    await s3Rejects(put({ Key: 'bk/tls2', Body: 'x', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.id, BucketKeyEnabled: true }), 'AccessDenied', 403);
+  });
+
+  test('a copy refused by the destination key leaks no file descriptor (the source stream is closed)', async () => {
+    await put({ Key: 'fd/src', Body: randomBytes(4 * 1024 * 1024) });
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (let i = 0; i < 30; i++) {
+      await s3Rejects(
+        srv.s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: `fd/dst${i}`, CopySource: `${BUCKET}/fd/src`, ServerSideEncryption: 'aws:kms', SSEKMSKeyId: '0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b' })),
+        'KMS.NotFoundException',
+        400,
+      );
+    }
+    assert.ok(fds() - before < 10, `open file descriptors grew from ${before} to ${fds()}`);
+  });
+
+  test('SSE-KMS parts and objects keep no plaintext MD5: part ETags are not the MD5, nor is any MD5 stored', async () => {
+    const body = randomBytes(100_000);
+    const md5 = createHash('md5').update(body).digest('hex');
+    await put({ Key: 'nomd5/single', Body: body, ServerSideEncryption: 'aws:kms', SSEKMSKeyId: keyA.id });
+    const single = (await srv.coffer.stores.meta.getObject(BUCKET, 'nomd5/single'))!;
+    assert.notEqual(single.streams[0]!.md5, md5);
+    assert.notEqual(single.etag, md5);
+    const up = await srv.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'nomd5/mp', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: keyA.id }));
+    const part = await srv.s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: 'nomd5/mp', UploadId: up.UploadId, PartNumber: 1, Body: body }));
+    assert.notEqual(part.ETag, `"${md5}"`);
+    await srv.s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: 'nomd5/mp', UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    const mp = (await srv.coffer.stores.meta.getObject(BUCKET, 'nomd5/mp'))!;
+    assert.notEqual(mp.streams[0]!.md5, md5);
+    assert.ok((await getBytes(srv.s3, BUCKET, 'nomd5/mp')).body.equals(body));
+  });
+
   test('PutObject with BucketKeyEnabled: the response and HEAD report it; GET works', async () => {
     const r = await put({ Key: 'bk/one', Body: 'bucket key', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: keyA.id, BucketKeyEnabled: true });
     assert.equal(r.BucketKeyEnabled, true);

@@ -12,7 +12,13 @@ test('only a listed proxy saying https makes a request count as TLS', () => {
   const trusted = ['10.0.0.5', '::1'];
   assert.equal(viaTrustedTlsProxy(req('10.0.0.5', 'https'), trusted), true);
   assert.equal(viaTrustedTlsProxy(req('::ffff:10.0.0.5', 'HTTPS'), trusted), true);
-  assert.equal(viaTrustedTlsProxy(req('::1', 'https, http'), trusted), true);
+  // A client's value that the proxy appended to, or two header lines: not believed.
+  assert.equal(viaTrustedTlsProxy(req('::1', 'https, http'), trusted), false);
+  assert.equal(viaTrustedTlsProxy(req('::1', 'http, https'), trusted), false);
+  const two = { socket: { remoteAddress: '::1' }, headers: { 'x-forwarded-proto': 'https, https' }, headersDistinct: { 'x-forwarded-proto': ['https', 'https'] } } as unknown as IncomingMessage;
+  assert.equal(viaTrustedTlsProxy(two, trusted), false);
+  const one = { socket: { remoteAddress: '::1' }, headers: { 'x-forwarded-proto': 'https' }, headersDistinct: { 'x-forwarded-proto': ['https'] } } as unknown as IncomingMessage;
+  assert.equal(viaTrustedTlsProxy(one, trusted), true);
   assert.equal(viaTrustedTlsProxy(req('10.0.0.6', 'https'), trusted), false, 'an untrusted address');
   assert.equal(viaTrustedTlsProxy(req('10.0.0.5', 'http'), trusted), false);
   assert.equal(viaTrustedTlsProxy(req('10.0.0.5'), trusted), false);

@@ -109,7 +109,13 @@ export async function uploadPartCopy(ctx: S3Context, objects: ObjectService): Pr
   const length = range ? range.end - range.start + 1 : source.size;
   checkCopySize(length);
   const plain = await objects.openPlaintext(source, range, ctx.requester, sourceKey?.key);
-  const part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal, requester: ctx.requester, ...(customer ? { customerKey: customer.key } : {}) });
+  let part: Awaited<ReturnType<ObjectService['uploadPart']>>;
+  try {
+    part = await objects.uploadPart(upload, n, plain, length, { signal: ctx.signal, requester: ctx.requester, ...(customer ? { customerKey: customer.key } : {}) });
+  } finally {
+    // Refused before it was read (a blocked bucket, the wrong key ...): release its file and key.
+    plain.destroy();
+  }
   send(
     ctx,
     200,
