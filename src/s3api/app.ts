@@ -18,7 +18,7 @@ import * as listing from './handlers/listing.ts';
 import * as mp from './handlers/multipart.ts';
 import * as objs from './handlers/objects.ts';
 import * as policy from './handlers/policy.ts';
-import type { Owner, S3Context } from './request.ts';
+import { hasCustomerKeyHeaders, SSE_C_ERRORS, type Owner, type S3Context } from './request.ts';
 import { resolveTarget, route, type Operation } from './router.ts';
 import { xmlDocument, type XmlNode } from './xml.ts';
 
@@ -171,6 +171,9 @@ async function handle(
     },
   };
   const allowKey = await authorizeRequest(deps, ctx, auth, principal, at);
+  // A customer key sent over plain HTTP is refused whatever the operation, before anything is
+  // looked up, read or written (the key crossed the network in the clear: it is compromised).
+  if (!secure && (hasCustomerKeyHeaders(ctx) || hasCustomerKeyHeaders(ctx, true))) throw new S3Error('InvalidRequest', SSE_C_ERRORS.insecure);
   const { meta, objects, owner, region, policies } = deps;
   // Where the bucket's objects live, in the addressing style of this request (for Location).
   const bucketUrl = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}${target.virtualHosted ? '' : `/${target.bucket}`}`;

@@ -163,8 +163,13 @@ describe('SSE-C validation, in AWS order (reference c.3)', () => {
     assertS3Error(await plainHttp({ method: 'PUT', path: `/${BUCKET}/r12c`, headers: { 'x-amz-copy-source': `/${BUCKET}/sealed`, [CA]: 'AES256', [CK]: key.toString('base64'), [CM]: trio(key)[M]! } }), 'InvalidRequest', 400, MSG.insecure);
     // The trusted proxy says its client used plain HTTP (untrusted addresses: test/unit/trust-proxy.test.ts).
     assertS3Error(await plainHttp({ method: 'PUT', path: `/${BUCKET}/r12`, headers: { ...trio(key), 'x-forwarded-proto': 'http' }, body: 'x' }), 'InvalidRequest', 400, MSG.insecure);
+    // Whatever the operation, even on an object that does not exist or one that is not SSE-C.
+    assertS3Error(await plainHttp({ method: 'GET', path: `/${BUCKET}/no-such-object`, headers: trio(key) }), 'InvalidRequest', 400, MSG.insecure);
+    assertS3Error(await plainHttp({ method: 'DELETE', path: `/${BUCKET}/plain`, headers: trio(key) }), 'InvalidRequest', 400, MSG.insecure);
+    assertS3Error(await plainHttp({ method: 'GET', path: `/${BUCKET}`, query: { 'list-type': '2' }, headers: trio(key) }), 'InvalidRequest', 400, MSG.insecure);
     assert.equal(blobFiles(srv.dataDir).length, before);
     assert.equal((await req({ method: 'HEAD', path: `/${BUCKET}/r12`, headers: trio(key) })).status, 404);
+    assert.equal((await req({ method: 'GET', path: `/${BUCKET}/plain` })).status, 200, 'the refused DELETE deleted nothing');
   });
 
   test('13: an SSE-C write into a bucket that blocks SSE-C → 403 AccessDenied with AWS\'s message', async () => {
