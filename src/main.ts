@@ -11,7 +11,6 @@ import { KmsQuota } from './kms/quota.ts';
 import { KmsService } from './kms/service.ts';
 import { createS3Handler, type RequestHandler } from './s3api/app.ts';
 import { Authorizer } from './service/authorization.ts';
-import { applyBootstrap, readBootstrap } from './service/bootstrap.ts';
 import { loadOwner, loadRootCredentials, loadStoredRootCredentials, type RootCredentials } from './service/credentials.ts';
 import { IdentityService, loadAccountId } from './service/identities.ts';
 import { MasterKeyService } from './service/master-keys.ts';
@@ -131,6 +130,8 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
     log,
   });
   if (config.bootstrap) {
+    // Loaded only when used (it brings zod, ~14 MiB of memory).
+    const { applyBootstrap, readBootstrap } = await import('./service/bootstrap.ts');
     const summary = await applyBootstrap(readBootstrap(config.bootstrap), {
       meta,
       identities: access.identities,

@@ -9,7 +9,6 @@ import { verifyAuditTrail, type CloudTrailEvent } from '../kms/audit.ts';
 import { accessServices, openMetadataStore, openStores, startCoffer, type AccessServices, type Stores } from '../main.ts';
 import { isPolicyError } from '../policy/index.ts';
 import { simulate } from '../service/authorization.ts';
-import { BootstrapError } from '../service/bootstrap.ts';
 import { IdentityError } from '../service/identities.ts';
 import { createLogger } from '../shared/logger.ts';
 import type { AuditQuery, AuditRecord, MetadataStore } from '../storage/ports.ts';
@@ -529,7 +528,8 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     console.error(`coffer: ${err.message}`);
     process.exit(2);
   }
-  if (err instanceof IdentityError || err instanceof BootstrapError) {
+  // (BootstrapError by name: the bootstrap module, and zod with it, is loaded only when used.)
+  if (err instanceof IdentityError || (err instanceof Error && err.name === 'BootstrapError')) {
     console.error(`coffer: ${err.message}`);
     process.exit(1);
   }
