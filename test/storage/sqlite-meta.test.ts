@@ -76,3 +76,45 @@ test('SqliteMetadataStore: a database from before uploads.requested_sse gains th
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SqliteMetadataStore: a database whose objects table is WITHOUT ROWID is rebuilt as a rowid table, objects kept', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-sqlite-meta-'));
+  try {
+    const path = join(dir, 'metadata.db');
+    const a = new SqliteMetadataStore(path);
+    await a.createBucket({ name: 'b', createdAt: 1, location: 'us-east-1' });
+    const small = { ...objectRecord('b', 'small'), inlineData: Buffer.from('inline ciphertext') };
+    const big = objectRecord('b', 'big', { size: 9, streams: [objectRecord('b', 'x').streams[0]!] });
+    await a.putObject(small);
+    await a.putObject(big);
+    await a.close();
+    // Turn the table back into the old WITHOUT ROWID shape, as databases of earlier versions have it.
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE old_objects (
+      bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
+      size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
+      content_type TEXT NOT NULL, headers TEXT NOT NULL, user_metadata TEXT NOT NULL,
+      sse TEXT NOT NULL, master_key_version INTEGER NOT NULL, streams TEXT NOT NULL,
+      parts_count INTEGER NOT NULL, checksum TEXT, inline_data BLOB,
+      PRIMARY KEY (bucket, key)) WITHOUT ROWID;
+      INSERT INTO old_objects SELECT bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data FROM objects;
+      DROP TABLE objects; ALTER TABLE old_objects RENAME TO objects;`);
+    raw.close();
+    const b = new SqliteMetadataStore(path);
+    try {
+      assert.deepEqual(await b.getObject('b', 'small'), small);
+      assert.deepEqual(await b.getObject('b', 'big'), big);
+      const check = new Database(path, { readonly: true });
+      const sql = (check.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'objects'").get() as { sql: string }).sql;
+      const indexes = check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'objects'").all() as { name: string }[];
+      check.close();
+      assert.doesNotMatch(sql, /WITHOUT ROWID/i);
+      assert.ok(indexes.some((i) => i.name === 'objects_mkv'));
+    } finally {
+      await b.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
