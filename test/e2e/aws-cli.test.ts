@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { awsCli } from '../helpers/aws-cli.ts';
+import { awsCliOver } from '../helpers/aws-cli.ts';
 import { startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 
 
@@ -41,13 +41,7 @@ for (const cli of CLIS) {
   for (const transport of ['http', 'https'] as const) {
     describe(`${cli.name} over ${transport}`, () => {
       const bucket = `cli-${transport}-${cli.path.includes('pyenv') ? 'v1' : 'v2'}`;
-      const aws = (...args: string[]) =>
-        awsCli({
-          cli: cli.path,
-          endpoint: transport === 'http' ? srv.httpUrl : srv.httpsUrl,
-          ...(transport === 'https' ? { caPath: srv.caPath } : {}),
-          home: work,
-        })(...args);
+      const aws = awsCliOver(() => srv, transport, { cli: cli.path, home: () => work });
 
       test('s3 mb, cp up and down (single and multipart), ls', async () => {
         await aws('s3', 'mb', `s3://${bucket}`);

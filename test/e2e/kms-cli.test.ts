@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { awsCli } from '../helpers/aws-cli.ts';
+import { awsCliOver } from '../helpers/aws-cli.ts';
 import { startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 
 const CLI = '/usr/bin/aws';
@@ -24,8 +24,7 @@ after(async () => {
 
 for (const transport of ['http', 'https'] as const) {
   describe(`aws kms (CLI v2) over ${transport}`, { skip: !existsSync(CLI) && 'no AWS CLI v2 at /usr/bin/aws' }, () => {
-    const aws = (...args: string[]) =>
-      awsCli({ cli: CLI, endpoint: transport === 'http' ? srv.httpUrl : srv.httpsUrl, ...(transport === 'https' ? { caPath: srv.caPath } : {}), home: work })(...args);
+    const aws = awsCliOver(() => srv, transport, { cli: CLI, home: () => work });
     const json = async (...args: string[]) => JSON.parse(await aws(...args, '--output', 'json')) as Record<string, any>;
 
     test('create-key, create-alias, encrypt, decrypt, generate-data-key, rotation, key policy, schedule-key-deletion', async () => {

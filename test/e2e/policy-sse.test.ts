@@ -24,7 +24,7 @@ import {
   type ServerSideEncryption,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { awsCli } from '../helpers/aws-cli.ts';
+import { awsCliOver } from '../helpers/aws-cli.ts';
 import { startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 import { rejectsWith } from '../helpers/identities.ts';
 
@@ -176,13 +176,7 @@ describe('AWS CLI v2, the AWS example policy', { skip: existsSync(CLI) ? false :
   after(() => clearPolicy());
 
   for (const transport of ['http', 'https'] as const) {
-    const aws = (...args: string[]) =>
-      awsCli({
-        cli: CLI,
-        endpoint: transport === 'http' ? srv.httpUrl : srv.httpsUrl,
-        ...(transport === 'https' ? { caPath: srv.caPath } : {}),
-        home: work,
-      })(...args);
+    const aws = awsCliOver(() => srv, transport, { cli: CLI, home: () => work });
 
     test(`over ${transport}: aws s3 cp of 20 MiB with --sse AES256 succeeds, without it AccessDenied`, async () => {
       await aws('s3', 'cp', big, `s3://${BUCKET}/cli-${transport}/big-sse`, '--sse', 'AES256');

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
-import { awsCli } from '../helpers/aws-cli.ts';
+import { awsCliOver } from '../helpers/aws-cli.ts';
 import { kmsClientFor, startTestServer, tempDir, type TestServer } from '../helpers/coffer.ts';
 
 const CLI = '/usr/bin/aws';
@@ -48,13 +48,7 @@ describe('aws-cli v2 SSE-KMS', { concurrency: true, skip: existsSync(CLI) ? fals
       let key: { id: string; arn: string };
       let key2: { id: string; arn: string };
       let dir: string;
-      const aws = (...args: string[]) =>
-        awsCli({
-          cli: CLI,
-          endpoint: transport === 'http' ? srv.httpUrl : srv.httpsUrl,
-          ...(transport === 'https' ? { caPath: srv.caPath } : {}),
-          home: work,
-        })(...args);
+      const aws = awsCliOver(() => srv, transport, { cli: CLI, home: () => work });
       const headObject = async (k: string) => JSON.parse(await aws('s3api', 'head-object', '--bucket', bucket, '--key', k)) as HeadOut;
       const small = randomBytes(4321);
       const big = randomBytes(20 * 1024 * 1024 + 5); // above the CLI's 8 MiB multipart threshold

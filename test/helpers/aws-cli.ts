@@ -43,3 +43,23 @@ export function awsCli(o: AwsCliOptions): (...args: string[]) => Promise<string>
     }
   };
 }
+
+/**
+ * `aws(...args)` against a test server over `transport` (HTTPS trusts the server's CA). The
+ * server is read when called, so it may be started after this is made (in a `before`).
+ */
+export function awsCliOver(
+  server: () => { httpUrl: string; httpsUrl: string; caPath: string },
+  transport: 'http' | 'https',
+  opts: { cli: string; home: () => string },
+): (...args: string[]) => Promise<string> {
+  return (...args: string[]) => {
+    const srv = server();
+    return awsCli({
+      cli: opts.cli,
+      endpoint: transport === 'http' ? srv.httpUrl : srv.httpsUrl,
+      ...(transport === 'https' ? { caPath: srv.caPath } : {}),
+      home: opts.home(),
+    })(...args);
+  };
+}
