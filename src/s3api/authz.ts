@@ -146,7 +146,11 @@ export async function authorizeRequest(
     // CreateMultipartUpload asked for (docs/policy.md, "Multipart uploads").
     const id = ctx.query.get('uploadId') ?? '';
     const upload = id ? await deps.meta.getUpload(id) : undefined;
-    facts.recordedSse = upload && upload.bucket === op.bucket && upload.key === op.key && upload.requestedSse !== undefined ? { value: upload.requestedSse } : {};
+    const mine = upload && upload.bucket === op.bucket && upload.key === op.key ? upload : undefined;
+    facts.recordedSse = {
+      ...(mine?.requestedSse !== undefined ? { value: mine.requestedSse } : {}),
+      ...(mine?.requestedKmsKeyId !== undefined ? { kmsKeyId: mine.requestedKmsKeyId } : {}),
+    };
   }
   const keys = conditionKeys(facts);
   if (access.perKey) {

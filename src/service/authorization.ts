@@ -49,7 +49,7 @@ export interface RequestFacts {
    * Multipart steps after CreateMultipartUpload: the SSE header it recorded. When given, it
    * (not the request's header) fills s3:x-amz-server-side-encryption.
    */
-  recordedSse?: { value?: string };
+  recordedSse?: { value?: string; kmsKeyId?: string };
   now: Date;
 }
 
@@ -68,7 +68,8 @@ export function conditionKeys(f: RequestFacts): Record<string, ContextValue> {
   set('aws:UserAgent', f.headers['user-agent']);
   if (f.recordedSse) set('s3:x-amz-server-side-encryption', f.recordedSse.value);
   else set('s3:x-amz-server-side-encryption', f.headers['x-amz-server-side-encryption']);
-  set('s3:x-amz-server-side-encryption-aws-kms-key-id', f.headers['x-amz-server-side-encryption-aws-kms-key-id']);
+  if (f.recordedSse) set('s3:x-amz-server-side-encryption-aws-kms-key-id', f.recordedSse.kmsKeyId);
+  else set('s3:x-amz-server-side-encryption-aws-kms-key-id', f.headers['x-amz-server-side-encryption-aws-kms-key-id']);
   set('s3:x-amz-server-side-encryption-customer-algorithm', f.headers['x-amz-server-side-encryption-customer-algorithm']);
   set('s3:x-amz-copy-source', f.headers['x-amz-copy-source']);
   set('s3:x-amz-metadata-directive', f.headers['x-amz-metadata-directive']);

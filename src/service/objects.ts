@@ -447,7 +447,7 @@ export class ObjectService {
     bucket: string,
     key: string,
     attrs: WriteAttributes,
-    opts: { checksumAlgorithm?: string; requestedSse?: string; encryption?: RequestedEncryption; requester?: Requester } = {},
+    opts: { checksumAlgorithm?: string; requestedSse?: string; requestedKmsKeyId?: string; encryption?: RequestedEncryption; requester?: Requester } = {},
   ): Promise<{ upload: UploadRecord; encryption: SseDescription }> {
     const { checksumAlgorithm, requestedSse } = opts;
     const b = await this.requireBucket(bucket);
@@ -466,6 +466,7 @@ export class ObjectService {
       sse,
       ...(checksumAlgorithm ? { checksumAlgorithm } : {}),
       ...(requestedSse !== undefined ? { requestedSse } : {}),
+      ...(opts.requestedKmsKeyId !== undefined ? { requestedKmsKeyId: opts.requestedKmsKeyId } : {}),
     };
     await this.meta.createUpload(upload);
     if (sse.mode === 'SSE-C') await this.noteSseCWrite(bucket, key, opts.requester);

@@ -146,6 +146,8 @@ export interface UploadRecord {
    * s3:x-amz-server-side-encryption (docs/policy.md, "Multipart uploads").
    */
   requestedSse?: string;
+  /** Likewise the x-amz-server-side-encryption-aws-kms-key-id value (s3:x-amz-server-side-encryption-aws-kms-key-id). */
+  requestedKmsKeyId?: string;
 }
 
 export interface PartRecord {

@@ -40,6 +40,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutBucketEncryptionCommand,
+  PutBucketPolicyCommand,
   PutObjectCommand,
   UploadPartCommand,
   type PutObjectCommandInput,
@@ -683,6 +684,35 @@ describe('default bucket encryption', () => {
     await config({ Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: 'alias/not-there' } }] });
     await s3Rejects(srv.s3.send(new PutObjectCommand({ Bucket: DB, Key: 'bad-default', Body: 'x' })), 'KMS.NotFoundException', 400);
     await srv.s3.send(new DeleteBucketEncryptionCommand({ Bucket: DB }));
+  });
+});
+
+describe('a bucket policy requiring one KMS key', () => {
+  test('multipart uploads under that key pass every step (the key id recorded at CreateMultipartUpload counts for UploadPart and Complete); others are refused', async () => {
+    const k = await createKey(kms);
+    const other = await createKey(kms);
+    const bucket = 'kms-policy-mp';
+    await srv.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    await srv.s3.send(
+      new PutBucketPolicyCommand({
+        Bucket: bucket,
+        Policy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Sid: 'OnlyThisKey', Effect: 'Deny', Principal: '*', Action: 's3:PutObject', Resource: `arn:aws:s3:::${bucket}/*`, Condition: { StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': k.arn } } },
+          ],
+        }),
+      }),
+    );
+    const up = await srv.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.arn }));
+    const body = randomBytes(5 * 1024 * 1024);
+    const p1 = await srv.s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'mp', UploadId: up.UploadId, PartNumber: 1, Body: body }));
+    const p2 = await srv.s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'mp', UploadId: up.UploadId, PartNumber: 2, Body: 'tail' }));
+    await srv.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'mp', UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.ETag }] } }));
+    assert.equal((await head('mp', bucket)).SSEKMSKeyId, k.arn);
+    await s3Rejects(srv.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp2', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: other.arn })), 'AccessDenied', 403);
+    await s3Rejects(put({ Bucket: bucket, Key: 'single', Body: 'x', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: other.arn }), 'AccessDenied', 403);
+    await put({ Bucket: bucket, Key: 'single', Body: 'x', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: k.arn });
   });
 });
 

@@ -55,9 +55,11 @@ export async function createMultipartUpload(ctx: S3Context, objects: ObjectServi
     throw new S3Error('InvalidRequest', 'Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]');
   }
   const requestedSse = header(ctx, 'x-amz-server-side-encryption');
+  const requestedKmsKeyId = header(ctx, 'x-amz-server-side-encryption-aws-kms-key-id');
   const { upload: u, encryption: sse } = await objects.createUpload(bucket, key, writeAttributes(ctx), {
     ...(alg ? { checksumAlgorithm: alg } : {}),
     ...(requestedSse !== undefined ? { requestedSse } : {}),
+    ...(requestedKmsKeyId !== undefined ? { requestedKmsKeyId } : {}),
     ...(encryption ? { encryption } : {}),
     requester: ctx.requester,
   });

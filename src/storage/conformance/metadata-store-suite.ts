@@ -548,6 +548,7 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
           sse: sseRecord(4),
           checksumAlgorithm: 'SHA256',
           requestedSse: 'AES256',
+          requestedKmsKeyId: 'arn:aws:kms:us-east-1:111122223333:key/0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b',
         });
         const plain = uploadRecord('b', 'plain');
         const oddSse = uploadRecord('b', 'odd', { requestedSse: '' });

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS uploads (
   upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
   initiated INTEGER NOT NULL, content_type TEXT NOT NULL, headers TEXT NOT NULL,
   user_metadata TEXT NOT NULL, sse TEXT NOT NULL, master_key_version INTEGER NOT NULL,
-  checksum_algorithm TEXT, requested_sse TEXT);
+  checksum_algorithm TEXT, requested_sse TEXT, requested_kms_key_id TEXT);
 CREATE INDEX IF NOT EXISTS uploads_bucket ON uploads (bucket, key, initiated);
 CREATE TABLE IF NOT EXISTS parts (
   upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL UNIQUE,
@@ -233,6 +233,7 @@ interface UploadRow {
   sse: string;
   checksum_algorithm: string | null;
   requested_sse: string | null;
+  requested_kms_key_id?: string | null;
 }
 
 interface PartRow {
@@ -277,6 +278,7 @@ function toUpload(r: UploadRow): UploadRecord {
     sse: JSON.parse(r.sse),
     ...(r.checksum_algorithm ? { checksumAlgorithm: r.checksum_algorithm } : {}),
     ...(r.requested_sse !== null && r.requested_sse !== undefined ? { requestedSse: r.requested_sse } : {}),
+    ...(r.requested_kms_key_id !== null && r.requested_kms_key_id !== undefined ? { requestedKmsKeyId: r.requested_kms_key_id } : {}),
   };
 }
 
@@ -317,6 +319,10 @@ export class SqliteMetadataStore implements MetadataStore {
     // Databases created before uploads recorded the requested SSE header.
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_sse')) {
       this.db.exec('ALTER TABLE uploads ADD COLUMN requested_sse TEXT');
+    }
+    // Databases created before uploads recorded the requested SSE-KMS key id.
+    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_kms_key_id')) {
+      this.db.exec('ALTER TABLE uploads ADD COLUMN requested_kms_key_id TEXT');
     }
     // Databases created before buckets had a default encryption configuration.
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(buckets)').all().some((c) => c.name === 'encryption')) {
@@ -371,8 +377,8 @@ export class SqliteMetadataStore implements MetadataStore {
         `SELECT ${LIST_COLUMNS} FROM objects WHERE bucket = ? AND key > ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?`,
       ),
       createUpload: db.prepare(`INSERT INTO uploads
-        (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm, requested_sse)
-        VALUES (@upload_id, @bucket, @key, @version_id, @initiated, @content_type, @headers, @user_metadata, @sse, @master_key_version, @checksum_algorithm, @requested_sse)`),
+        (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm, requested_sse, requested_kms_key_id)
+        VALUES (@upload_id, @bucket, @key, @version_id, @initiated, @content_type, @headers, @user_metadata, @sse, @master_key_version, @checksum_algorithm, @requested_sse, @requested_kms_key_id)`),
       getUpload: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE upload_id = ?'),
       listUploads: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE bucket = ? ORDER BY key, initiated, upload_id'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
@@ -708,6 +714,7 @@ export class SqliteMetadataStore implements MetadataStore {
       master_key_version: u.sse.masterKeyVersion,
       checksum_algorithm: u.checksumAlgorithm ?? null,
       requested_sse: u.requestedSse ?? null,
+      requested_kms_key_id: u.requestedKmsKeyId ?? null,
     }));
   }
 
