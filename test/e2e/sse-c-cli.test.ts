@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateBucketCommand, PutBucketEncryptionCommand } from '@aws-sdk/client-s3';
@@ -65,6 +66,43 @@ describe('aws-cli v2 SSE-C', { skip: existsSync(CLI) ? false : 'no AWS CLI v2 at
     assert.equal(head.ServerSideEncryption, undefined);
     assert.equal(head.ContentLength, big.length);
     assert.match(head.ETag!, /-\d+"$/, 'the 20 MiB upload went multipart');
+  });
+
+  test('s3api get-object --range with the key, at a segment boundary and across parts', async () => {
+    for (const [from, to] of [
+      [65530, 65545],
+      [8 * 1024 * 1024 - 3, 8 * 1024 * 1024 + 2],
+    ] as const) {
+      const out = f(`range-${from}.bin`);
+      const r = JSON.parse(
+        await aws('s3api', 'get-object', '--bucket', BUCKET, '--key', 'big.bin', '--range', `bytes=${from}-${to}`, '--sse-customer-algorithm', 'AES256', '--sse-customer-key', `fileb://${f('key1.bin')}`, out),
+      ) as { ContentRange?: string; SSECustomerKeyMD5?: string };
+      assert.equal(r.ContentRange, `bytes ${from}-${to}/${big.length}`);
+      assert.equal(r.SSECustomerKeyMD5, createHash('md5').update(key1).digest('base64'));
+      assert.ok(readFileSync(out).equals(big.subarray(from, to + 1)));
+    }
+  });
+
+  test('aws s3 presign cannot sign the SSE-C headers: as on AWS the URL with the key headers is refused (headers not signed), without them the object needs its key (presigned SSE-C GETs: SDK, test/e2e/sse-c.test.ts)', async () => {
+    const url = (await aws('s3', 'presign', `s3://${BUCKET}/small.bin`, '--expires-in', '300')).trim();
+    const fetchWith = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+        const req = httpsRequest(url, { ca: readFileSync(srv.caPath), headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (d: Buffer) => chunks.push(d));
+          res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const unsigned = await fetchWith({
+      'x-amz-server-side-encryption-customer-algorithm': 'AES256',
+      'x-amz-server-side-encryption-customer-key': key1.toString('base64'),
+      'x-amz-server-side-encryption-customer-key-md5': createHash('md5').update(key1).digest('base64'),
+    });
+    assert.equal(unsigned.status, 403);
+    assert.match(unsigned.body.toString(), /<Code>AccessDenied<\/Code><Message>There were headers present in the request which were not signed<\/Message>/);
+    assert.equal((await fetchWith({})).status, 400, 'without the key headers: the object needs its key');
   });
 
   test('a wrong key or none: the CLI reports the refusal, the object is intact', async () => {

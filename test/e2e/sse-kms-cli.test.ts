@@ -94,6 +94,20 @@ describe('aws-cli v2 SSE-KMS', { concurrency: true, skip: existsSync(CLI) ? fals
         assert.equal(sha(readFileSync(join(dir, '..', 'single.out'))), sha(small));
       });
 
+      test('s3api get-object --range across a segment boundary and into the second part of a multipart object', async () => {
+        for (const [k, body, from, to] of [
+          ['up/small.bin', small, 4000, 4320],
+          ['up/big.bin', big, 65530, 65545],
+          ['up/big.bin', big, 8 * 1024 * 1024 - 3, 8 * 1024 * 1024 + 2],
+        ] as const) {
+          const out = join(dir, '..', `range-${from}.out`);
+          const r = JSON.parse(await aws('s3api', 'get-object', '--bucket', bucket, '--key', k, '--range', `bytes=${from}-${to}`, out)) as { ContentRange?: string; ServerSideEncryption?: string };
+          assert.equal(r.ContentRange, `bytes ${from}-${to}/${body.length}`);
+          assert.equal(r.ServerSideEncryption, 'aws:kms');
+          assert.ok(readFileSync(out).equals(body.subarray(from, to + 1)), `${k} ${from}-${to}`);
+        }
+      });
+
       test('s3api put-object / get-object with --server-side-encryption aws:kms (customer key, managed key, context)', async () => {
         const put = JSON.parse(
           await aws('s3api', 'put-object', '--bucket', bucket, '--key', 'api/customer', '--body', join(dir, 'small.bin'), '--server-side-encryption', 'aws:kms', '--ssekms-key-id', key.id),
