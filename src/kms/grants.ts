@@ -31,20 +31,10 @@ export const GRANT_OPERATIONS = [
   'DeriveSharedSecret',
 ] as const;
 
-/** The grant operations AWS allows on a symmetric encryption key. */
-const SYMMETRIC_OPERATIONS = new Set([
-  'Decrypt',
-  'Encrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyWithoutPlaintext',
-  'ReEncryptFrom',
-  'ReEncryptTo',
-  'CreateGrant',
-  'RetireGrant',
-  'DescribeKey',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-]);
+/** The grant operations AWS allows on a symmetric encryption key: all but the asymmetric and HMAC ones. */
+const SYMMETRIC_OPERATIONS: ReadonlySet<string> = new Set(
+  GRANT_OPERATIONS.filter((op) => !['Sign', 'Verify', 'GetPublicKey', 'GenerateMac', 'VerifyMac', 'DeriveSharedSecret'].includes(op)),
+);
 
 /** Operations with an encryption context: the only ones a grant's constraints restrict. */
 const CONTEXT_OPERATIONS = new Set([

@@ -78,9 +78,16 @@ export function kmsToS3Error(e: unknown): unknown {
   }
 }
 
+interface BucketKey {
+  key: SecretKey;
+  /** Its KMS ciphertext blob (stored with each object it seals). */
+  blob: Buffer;
+  kmsKeyId: string;
+}
+
 interface CachedKey {
   /** Resolves to the bucket key; entries are shared by concurrent requests (single flight). */
-  key: Promise<{ key: SecretKey; blob: Buffer; kmsKeyId: string }>;
+  key: Promise<BucketKey>;
   expires: number;
 }
 
@@ -135,19 +142,11 @@ export class EncryptionService {
       return { dataKey, sse: this.sealForCustomer(dataKey, binding, req.key), description: { customerKeyMd5: req.keyMd5 } };
     }
     const who = requireCaller(caller);
-    const userContext = req.context ?? {};
-    const contextJson = Object.keys(userContext).length ? JSON.stringify(userContext) : undefined;
     if (req.bucketKey) {
-      const context = { ...userContext, 'aws:s3:arn': bucketArn(binding.bucket) };
-      const bk = await this.bucketKeyForWrite(who, binding.bucket, req.keyId ?? MANAGED_KEY, context);
       const dataKey = generateDataKey();
-      const sealed = sealDataKey(bk.key, dataKey, { ...binding, mode: 'SSE-KMS' });
-      return {
-        dataKey,
-        sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: sealed.toString('base64'), kmsKeyId: bk.kmsKeyId, bucketKeyBlob: bk.blob.toString('base64'), ...(contextJson ? { kmsContext: contextJson } : {}) },
-        description: { algorithm: 'aws:kms', kmsKeyArn: this.keyArn(bk.kmsKeyId), bucketKeyEnabled: true, context },
-      };
+      return { dataKey, ...(await this.sealUnderBucketKey(dataKey, binding, req, who)) };
     }
+    const userContext = req.context ?? {};
     const context = { ...userContext, 'aws:s3:arn': objectArn(binding.bucket, binding.key) };
     let generated: { blob: Buffer; plaintext?: Buffer; keyArn: string };
     try {
@@ -155,18 +154,27 @@ export class EncryptionService {
     } catch (e) {
       throw kmsToS3Error(e);
     }
-    const plaintext = generated.plaintext!;
-    let dataKey: SecretKey;
-    try {
-      dataKey = SecretKey.from(plaintext);
-    } finally {
-      plaintext.fill(0);
-    }
-    const kmsKeyId = generated.keyArn.slice(generated.keyArn.lastIndexOf('/') + 1);
     return {
-      dataKey,
-      sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: generated.blob.toString('base64'), kmsKeyId, ...(contextJson ? { kmsContext: contextJson } : {}) },
+      dataKey: takeKey(generated.plaintext!),
+      sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: generated.blob.toString('base64'), kmsKeyId: keyIdOf(generated.keyArn), ...contextField(userContext) },
       description: { algorithm: 'aws:kms', kmsKeyArn: generated.keyArn, context },
+    };
+  }
+
+  /** SSE-KMS with a Bucket Key: `dataKey` sealed under the (cached) bucket key for `req`. */
+  private async sealUnderBucketKey(
+    dataKey: SecretKey,
+    binding: ObjectBinding,
+    req: Extract<EncryptionRequest, { mode: 'SSE-KMS' }>,
+    who: KmsCaller,
+  ): Promise<{ sse: SseRecord; description: SseDescription }> {
+    const userContext = req.context ?? {};
+    const context = { ...userContext, 'aws:s3:arn': bucketArn(binding.bucket) };
+    const bk = await this.bucketKeyForWrite(who, binding.bucket, req.keyId ?? MANAGED_KEY, context);
+    const sealed = sealDataKey(bk.key, dataKey, { ...binding, mode: 'SSE-KMS' });
+    return {
+      sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: sealed.toString('base64'), kmsKeyId: bk.kmsKeyId, bucketKeyBlob: bk.blob.toString('base64'), ...contextField(userContext) },
+      description: { algorithm: 'aws:kms', kmsKeyArn: this.keyArn(bk.kmsKeyId), bucketKeyEnabled: true, context },
     };
   }
 
@@ -180,16 +188,7 @@ export class EncryptionService {
     if (req.mode === 'SSE-S3') return { sse: this.deps.masterKeys.sealExisting(dataKey, binding), description: { algorithm: 'AES256' } };
     if (req.mode === 'SSE-C') return { sse: this.sealForCustomer(dataKey, binding, req.key), description: { customerKeyMd5: req.keyMd5 } };
     if (!req.bucketKey) return undefined;
-    const who = requireCaller(caller);
-    const userContext = req.context ?? {};
-    const contextJson = Object.keys(userContext).length ? JSON.stringify(userContext) : undefined;
-    const context = { ...userContext, 'aws:s3:arn': bucketArn(binding.bucket) };
-    const bk = await this.bucketKeyForWrite(who, binding.bucket, req.keyId ?? MANAGED_KEY, context);
-    const sealed = sealDataKey(bk.key, dataKey, { ...binding, mode: 'SSE-KMS' });
-    return {
-      sse: { mode: 'SSE-KMS', masterKeyVersion: 0, sealedKey: sealed.toString('base64'), kmsKeyId: bk.kmsKeyId, bucketKeyBlob: bk.blob.toString('base64'), ...(contextJson ? { kmsContext: contextJson } : {}) },
-      description: { algorithm: 'aws:kms', kmsKeyArn: this.keyArn(bk.kmsKeyId), bucketKeyEnabled: true, context },
-    };
+    return this.sealUnderBucketKey(dataKey, binding, req, requireCaller(caller));
   }
 
   /** Seals `dataKey` for an SSE-C object under a KEK derived from the customer key and a fresh salt. */
@@ -240,16 +239,10 @@ export class EncryptionService {
       return unsealDataKey(bk, Buffer.from(sse.sealedKey, 'base64'), { ...binding, mode: 'SSE-KMS' });
     }
     const context = { ...userContext, 'aws:s3:arn': objectArn(binding.bucket, binding.key) };
-    let plaintext: Buffer;
     try {
-      ({ plaintext } = await this.kms.decrypt(who, Buffer.from(sse.sealedKey, 'base64'), context));
+      return takeKey((await this.kms.decrypt(who, Buffer.from(sse.sealedKey, 'base64'), context)).plaintext);
     } catch (e) {
       throw await this.readError(e, sse.kmsKeyId);
-    }
-    try {
-      return SecretKey.from(plaintext);
-    } finally {
-      plaintext.fill(0);
     }
   }
 
@@ -292,8 +285,8 @@ export class EncryptionService {
   }
 
   /** A cached bucket key is used only while its KMS key is still Enabled. */
-  private async usable(id: string, entry: CachedKey): Promise<{ key: SecretKey; blob: Buffer; kmsKeyId: string } | undefined> {
-    let k: { key: SecretKey; blob: Buffer; kmsKeyId: string };
+  private async usable(id: string, entry: CachedKey): Promise<BucketKey | undefined> {
+    let k: BucketKey;
     try {
       k = await entry.key;
     } catch {
@@ -304,57 +297,44 @@ export class EncryptionService {
     return undefined;
   }
 
-  private async bucketKeyForWrite(caller: KmsCaller, bucket: string, keyId: string, context: EncryptionContext): Promise<{ key: SecretKey; blob: Buffer; kmsKeyId: string }> {
-    const id = ['w', callerId(caller), bucket, keyId, JSON.stringify(context)].join('\n');
+  /**
+   * A bucket key from the cache, or from `fetch` (one KMS call shared by concurrent requests);
+   * a hit is used only while its KMS key is Enabled. KMS errors go through `toError`.
+   */
+  private async cachedBucketKey(id: string, fetch: () => Promise<BucketKey>, toError: (e: unknown) => Promise<unknown>): Promise<BucketKey> {
     const hit = this.cacheGet(id);
     if (hit) {
       const k = await this.usable(id, hit);
       if (k) return k;
     }
-    const entry: CachedKey = {
-      expires: this.now() + this.ttl,
-      key: (async () => {
-        const g = await this.kms.generateDataKey(caller, { keyId, keySpec: 'AES_256', context, withPlaintext: true });
-        const plaintext = g.plaintext!;
-        try {
-          return { key: SecretKey.from(plaintext), blob: g.blob, kmsKeyId: g.keyArn.slice(g.keyArn.lastIndexOf('/') + 1) };
-        } finally {
-          plaintext.fill(0);
-        }
-      })(),
-    };
+    const entry: CachedKey = { expires: this.now() + this.ttl, key: fetch() };
     this.cachePut(id, entry);
     try {
       return await entry.key;
     } catch (e) {
-      throw kmsToS3Error(e);
+      throw await toError(e);
     }
+  }
+
+  private bucketKeyForWrite(caller: KmsCaller, bucket: string, keyId: string, context: EncryptionContext): Promise<BucketKey> {
+    return this.cachedBucketKey(
+      ['w', callerId(caller), bucket, keyId, JSON.stringify(context)].join('\n'),
+      async () => {
+        const g = await this.kms.generateDataKey(caller, { keyId, keySpec: 'AES_256', context, withPlaintext: true });
+        return { key: takeKey(g.plaintext!), blob: g.blob, kmsKeyId: keyIdOf(g.keyArn) };
+      },
+      async (e) => kmsToS3Error(e),
+    );
   }
 
   private async bucketKeyForRead(caller: KmsCaller, kmsKeyId: string, blob: Buffer, context: EncryptionContext): Promise<SecretKey> {
     const id = ['r', callerId(caller), createHash('sha256').update(blob).update(JSON.stringify(context)).digest('base64')].join('\n');
-    const hit = this.cacheGet(id);
-    if (hit) {
-      const k = await this.usable(id, hit);
-      if (k) return k.key;
-    }
-    const entry: CachedKey = {
-      expires: this.now() + this.ttl,
-      key: (async () => {
-        const { plaintext } = await this.kms.decrypt(caller, blob, context);
-        try {
-          return { key: SecretKey.from(plaintext), blob, kmsKeyId };
-        } finally {
-          plaintext.fill(0);
-        }
-      })(),
-    };
-    this.cachePut(id, entry);
-    try {
-      return (await entry.key).key;
-    } catch (e) {
-      throw await this.readError(e, kmsKeyId);
-    }
+    const bk = await this.cachedBucketKey(
+      id,
+      async () => ({ key: takeKey((await this.kms.decrypt(caller, blob, context)).plaintext), blob, kmsKeyId }),
+      (e) => this.readError(e, kmsKeyId),
+    );
+    return bk.key;
   }
 
   /** Forgets every cached bucket key (tests, and an operator's "drop caches"). */
@@ -372,6 +352,25 @@ export class EncryptionService {
 function callerId(caller: KmsCaller): string {
   const keys = caller.conditionKeys ?? {};
   return JSON.stringify([caller.principal.arn, caller.viaService ?? '', Object.keys(keys).sort().map((k) => [k, keys[k]])]);
+}
+
+/** A KMS plaintext as a SecretKey; the plaintext buffer is wiped. */
+function takeKey(plaintext: Buffer): SecretKey {
+  try {
+    return SecretKey.from(plaintext);
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+/** The key id (UUID) of a KMS key ARN. */
+function keyIdOf(keyArn: string): string {
+  return keyArn.slice(keyArn.lastIndexOf('/') + 1);
+}
+
+/** The request's own encryption context, as stored with the object (absent when empty). */
+function contextField(userContext: EncryptionContext): { kmsContext?: string } {
+  return Object.keys(userContext).length ? { kmsContext: JSON.stringify(userContext) } : {};
 }
 
 function requireCaller(caller: KmsCaller | undefined): KmsCaller {

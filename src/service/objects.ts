@@ -324,9 +324,14 @@ export class ObjectService {
     return { object: obj, encryption: description };
   }
 
+  /** The data key of an object version (or an upload), opened for `kms` / with `customerKey`. */
+  private openKey(o: Pick<ObjectRecord, 'sse' | 'bucket' | 'key' | 'versionId'>, kms?: KmsCaller, customerKey?: SecretKey): Promise<SecretKey> {
+    return this.keys.openDataKey(o.sse, { bucket: o.bucket, key: o.key, versionId: o.versionId }, kms, customerKey);
+  }
+
   /** Plaintext of an object or a range of it; errors (never wrong bytes) on any damage. */
   async openPlaintext(obj: ObjectRecord, range?: PlainRange, requester?: Requester, customerKey?: SecretKey): Promise<Readable> {
-    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms, customerKey);
+    const dataKey = await this.openKey(obj, requester?.kms, customerKey);
     const stream = readPlaintext(this.blobs, dataKey, obj.streams, range, obj.inlineData);
     stream.on('close', () => dataKey.zero());
     return stream;
@@ -339,7 +344,7 @@ export class ObjectService {
    */
   async checkDecryptable(obj: ObjectRecord, requester?: Requester): Promise<void> {
     if (obj.sse.mode !== 'SSE-KMS') return;
-    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms);
+    const dataKey = await this.openKey(obj, requester?.kms);
     dataKey.zero();
   }
 
@@ -350,7 +355,7 @@ export class ObjectService {
   async readInlinePlaintext(obj: ObjectRecord, range?: PlainRange, requester?: Requester, customerKey?: SecretKey): Promise<Buffer | undefined> {
     const s = obj.streams[0];
     if (obj.streams.length !== 1 || !obj.inlineData || !s || s.blobId !== '') return undefined;
-    const dataKey = await this.keys.openDataKey(obj.sse, { bucket: obj.bucket, key: obj.key, versionId: obj.versionId }, requester?.kms, customerKey);
+    const dataKey = await this.openKey(obj, requester?.kms, customerKey);
     try {
       return decryptInline(dataKey, s, obj.inlineData, range);
     } finally {
@@ -410,7 +415,7 @@ export class ObjectService {
     if (opaque(source.sse.mode) !== opaque(encryption.mode)) return undefined;
     if (encryption.mode === 'SSE-KMS' && !encryption.bucketKey) return undefined;
     const versionId = newId(16);
-    const dataKey = await this.keys.openDataKey(source.sse, { bucket: source.bucket, key: source.key, versionId: source.versionId }, input.requester?.kms, input.sourceCustomerKey);
+    const dataKey = await this.openKey(source, input.requester?.kms, input.sourceCustomerKey);
     let sealed: Awaited<ReturnType<EncryptionService['reseal']>>;
     try {
       sealed = await this.keys.reseal(dataKey, { bucket: input.bucket, key: input.key, versionId }, encryption, input.requester?.kms);
@@ -492,7 +497,7 @@ export class ObjectService {
     if (upload.sse.mode === 'SSE-C') checkSseCAllowed(await this.requireBucket(upload.bucket), upload.key, opts.requester);
     let dataKey: SecretKey;
     try {
-      dataKey = await this.keys.openDataKey(upload.sse, { bucket: upload.bucket, key: upload.key, versionId: upload.versionId }, opts.requester?.kms, opts.customerKey);
+      dataKey = await this.openKey(upload, opts.requester?.kms, opts.customerKey);
     } catch (e) {
       // A part with another key than the upload's is a bad request, not a denied read.
       if (upload.sse.mode === 'SSE-C' && e instanceof S3Error && e.code === 'AccessDenied') {

@@ -188,6 +188,16 @@ interface BucketRow {
   encryption: string | null;
 }
 
+/** AuditQuery filters and their SQL conditions (each binds its field's value as @field). */
+const AUDIT_FILTERS: readonly [keyof AuditQuery & ('keyId' | 'principalArn' | 'eventName' | 'errorCode' | 'since' | 'until'), string][] = [
+  ['keyId', 'seq IN (SELECT seq FROM kms_audit_keys WHERE key_id = @keyId)'],
+  ['principalArn', 'principal_arn = @principalArn'],
+  ['eventName', 'event_name = @eventName'],
+  ['errorCode', 'error_code = @errorCode'],
+  ['since', 'time >= @since'],
+  ['until', 'time < @until'],
+];
+
 function toBucket(r: BucketRow): BucketRecord {
   return { name: r.name, createdAt: r.created_at, location: r.location, ...(r.encryption ? { encryption: JSON.parse(r.encryption) as BucketEncryption } : {}) };
 }
@@ -997,29 +1007,11 @@ export class SqliteMetadataStore implements MetadataStore {
   async listAudit(q: AuditQuery): Promise<AuditRecord[]> {
     const where: string[] = ['seq > @after'];
     const params: Record<string, string | number> = { after: q.afterSeq ?? 0, limit: q.limit ?? 1000 };
-    if (q.keyId !== undefined) {
-      where.push('seq IN (SELECT seq FROM kms_audit_keys WHERE key_id = @keyId)');
-      params['keyId'] = q.keyId;
-    }
-    if (q.principalArn !== undefined) {
-      where.push('principal_arn = @principal');
-      params['principal'] = q.principalArn;
-    }
-    if (q.eventName !== undefined) {
-      where.push('event_name = @eventName');
-      params['eventName'] = q.eventName;
-    }
-    if (q.errorCode !== undefined) {
-      where.push('error_code = @errorCode');
-      params['errorCode'] = q.errorCode;
-    }
-    if (q.since !== undefined) {
-      where.push('time >= @since');
-      params['since'] = q.since;
-    }
-    if (q.until !== undefined) {
-      where.push('time < @until');
-      params['until'] = q.until;
+    for (const [field, condition] of AUDIT_FILTERS) {
+      const v = q[field];
+      if (v === undefined) continue;
+      where.push(condition);
+      params[field] = v;
     }
     const sql = `SELECT * FROM kms_audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`;
     const a = this.audit();
