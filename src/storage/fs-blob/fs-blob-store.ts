@@ -1,10 +1,12 @@
 // FsBlobStore: encrypted blobs as files under <dataDir>/blobs, named by blob id (never by the
 // user's key), fanned out over two directory levels. A write goes to a temporary file, is
 // fsync'd, renamed into place and the directory fsync'd, so a blob id is either absent or whole.
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { addAbortListener } from 'node:events';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { openNewBlob, StagedWriter } from './direct-io.ts';
 import type { BlobRange, BlobStore } from '../ports.ts';
 
 const ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
@@ -34,43 +36,45 @@ export class FsBlobStore implements BlobStore {
     return join(this.dirFor(id), id);
   }
 
+  /** False once the file system refused O_DIRECT (tmpfs): then writes go through the page cache. */
+  private direct = true;
+
   async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
     const dir = this.dirFor(id);
     // The source may fail while we are still creating the directory: without a listener its
-    // 'error' would be uncaught. pipeline() below sees the errored stream and rejects.
+    // 'error' would be uncaught. The loop below sees the errored stream and rejects.
     const ignore = () => {};
     source.on('error', ignore);
-    let out: ReturnType<typeof createWriteStream> | undefined;
     const tmp = join(dir, id) + TMP_SUFFIX;
+    let file: { fh: FileHandle; direct: boolean } | undefined;
+    let writer: StagedWriter | undefined;
+    const onAbort = () => source.destroy(Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: signal?.reason }));
+    const unlisten = signal ? addAbortListener(signal, onAbort) : undefined;
     try {
+      signal?.throwIfAborted();
       if (!this.madeDirs.has(dir)) {
         await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
         this.madeDirs.add(dir);
       }
-      let size = 0;
-      out = createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 256 * 1024 });
-      source.on('data', (c: Buffer) => {
-        size += c.length;
-      });
-      await pipeline(source, out, signal ? { signal } : {});
-      await fsyncPath(tmp);
+      file = await openNewBlob(tmp, this.direct);
+      this.direct = file.direct;
+      writer = new StagedWriter(file.fh, file.direct);
+      for await (const chunk of source) await writer.push(chunk as Buffer);
+      await writer.finish();
+      await file.fh.datasync();
+      await file.fh.close();
+      file = undefined;
       await fsp.rename(tmp, join(dir, id));
       await fsyncDir(dir);
-      return { size };
+      return { size: writer.size };
     } catch (err) {
       source.destroy();
-      // The temporary file is opened asynchronously: wait until the stream has opened and
-      // closed it, or the file could be created after the rm below and be left behind.
-      if (out && !out.closed) {
-        const o = out;
-        await new Promise<void>((resolve) => {
-          o.once('close', resolve);
-          o.destroy();
-        });
-      }
+      await file?.fh.close().catch(() => {});
       await fsp.rm(tmp, { force: true });
       throw err;
     } finally {
+      unlisten?.[Symbol.dispose]();
+      await writer?.release();
       source.off('error', ignore);
     }
   }
@@ -145,16 +149,6 @@ async function readdirSafe(dir: string): Promise<string[]> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
     throw e;
-  }
-}
-
-/** fsync through a fresh descriptor: Linux syncs the inode's data whichever fd wrote it. */
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await fsp.open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -1,0 +1,139 @@
+// Direct I/O for blob files (O_DIRECT): writes go from our buffers to the device without passing
+// through the page cache. A blob is written once and read later, if ever, so caching it on the
+// way in costs a copy per byte (and, on VMs whose guest memory is faulted in from the host on
+// first touch, a page fault per 4 KiB of every new cache page) and buys nothing. Ceph's
+// BlueStore does the same. O_DIRECT needs memory, offsets and lengths aligned to the device's
+// block size: blob data is staged in page-aligned buffers and the final partial block is padded,
+// then cut off with ftruncate before the file is synced. See docs/performance.md.
+import { constants as fsConstants, promises as fsp } from 'node:fs';
+
+/** Staging buffer size: one write syscall per MiB of blob. */
+export const STAGE_BYTES = 1024 * 1024;
+/** Alignment of every direct write's offset and length (a multiple of any logical block size). */
+export const DIRECT_ALIGN = 4096;
+const WASM_PAGE = 65536;
+/** Buffers carved from one page-aligned slab. */
+const SLAB_BUFFERS = 4;
+/** Free buffers kept for reuse; more are dropped (their slab is freed once all its buffers are). */
+const MAX_FREE = 32;
+
+/** O_DIRECT on this platform (Linux), or undefined. */
+export const O_DIRECT: number | undefined = (fsConstants as Record<string, number>).O_DIRECT;
+
+const free: Buffer[] = [];
+
+/**
+ * A STAGE_BYTES buffer whose address is page aligned. WebAssembly memories are mapped at page
+ * boundaries, which is the only page-aligned allocation JavaScript can ask for.
+ */
+export function takeStage(): Buffer {
+  const b = free.pop();
+  if (b) return b;
+  const mem = new WebAssembly.Memory({ initial: (SLAB_BUFFERS * STAGE_BYTES) / WASM_PAGE, maximum: (SLAB_BUFFERS * STAGE_BYTES) / WASM_PAGE });
+  const slab = Buffer.from(mem.buffer);
+  for (let i = 1; i < SLAB_BUFFERS; i++) free.push(slab.subarray(i * STAGE_BYTES, (i + 1) * STAGE_BYTES));
+  return slab.subarray(0, STAGE_BYTES);
+}
+
+export function returnStage(b: Buffer): void {
+  if (free.length < MAX_FREE) free.push(b);
+}
+
+/** Opens `path` for a new blob: with O_DIRECT when the file system supports it. */
+export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
+  const base = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
+  if (tryDirect && O_DIRECT !== undefined) {
+    try {
+      return { fh: await fsp.open(path, base | O_DIRECT, 0o600), direct: true };
+    } catch (e) {
+      // tmpfs and some others refuse O_DIRECT: write through the page cache there.
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+    }
+  }
+  return { fh: await fsp.open(path, base, 0o600), direct: false };
+}
+
+/**
+ * Writes a stream of chunks to `fh` through two staging buffers: one fills while the other is
+ * being written, so there is at most one write in flight and memory stays at 2 MiB per blob
+ * whatever its size. With `direct`, the last block is zero-padded to DIRECT_ALIGN and the file
+ * truncated back to its size afterwards.
+ */
+export class StagedWriter {
+  private stage: Buffer = takeStage();
+  private spare: Buffer | undefined = takeStage();
+  private fill = 0;
+  private position = 0;
+  private inFlight: Promise<unknown> | undefined;
+  private released = false;
+  size = 0;
+
+  constructor(
+    private readonly fh: fsp.FileHandle,
+    private readonly direct: boolean,
+  ) {}
+
+  /** Copies `chunk` in; resolves when the caller may send more (a full stage was handed off). */
+  async push(chunk: Buffer): Promise<void> {
+    let off = 0;
+    this.size += chunk.length;
+    while (off < chunk.length) {
+      const n = Math.min(chunk.length - off, STAGE_BYTES - this.fill);
+      chunk.copy(this.stage, this.fill, off, off + n);
+      this.fill += n;
+      off += n;
+      if (this.fill === STAGE_BYTES) await this.handOff(STAGE_BYTES);
+    }
+  }
+
+  /** Writes what is staged and waits for every write; the file then holds exactly `size` bytes. */
+  async finish(): Promise<void> {
+    if (this.fill > 0) {
+      const len = this.direct ? Math.ceil(this.fill / DIRECT_ALIGN) * DIRECT_ALIGN : this.fill;
+      this.stage.fill(0, this.fill, len);
+      await this.handOff(len);
+    }
+    await this.inFlight;
+    this.inFlight = undefined;
+    if (this.direct && this.position !== this.size) await this.fh.truncate(this.size);
+  }
+
+  /** Starts writing the current stage (`len` bytes of it) and switches to the spare one. */
+  private async handOff(len: number): Promise<void> {
+    if (this.inFlight) await this.inFlight;
+    const buf = this.stage;
+    const at = this.position;
+    this.position += len;
+    this.fill = 0;
+    this.inFlight = writeAll(this.fh, buf, len, at).then(() => {
+      if (!this.released) this.spare = buf;
+      else returnStage(buf);
+    });
+    // Keep an unobserved rejection from being fatal: finish() or the next hand-off awaits it.
+    this.inFlight.catch(() => {});
+    this.stage = this.spare!;
+    this.spare = undefined;
+  }
+
+  /** Returns the staging buffers to the pool (after finish() or on failure). */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    try {
+      await this.inFlight;
+    } catch {
+      // the write failed; the caller already knows
+    }
+    returnStage(this.stage);
+    if (this.spare) returnStage(this.spare);
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, buf: Buffer, len: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const { bytesWritten } = await fh.write(buf, done, len - done, position + done);
+    if (bytesWritten === 0) throw new Error('short write');
+    done += bytesWritten;
+  }
+}
