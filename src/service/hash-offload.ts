@@ -12,8 +12,9 @@ parentPort.on('message', (m) => {
   if (m.t === 'u') {
     let h = hashes.get(m.id);
     if (!h) { h = createHash(m.alg); hashes.set(m.id, h); }
-    h.update(m.b);
-    parentPort.postMessage({ t: 'a', id: m.id, n: m.b.byteLength });
+    h.update(m.n === m.b.byteLength ? m.b : m.b.subarray(0, m.n));
+    // The batch goes back to be refilled: no allocation per batch on either side.
+    parentPort.postMessage({ t: 'a', id: m.id, n: m.n, b: m.b }, [m.b.buffer]);
   } else if (m.t === 'e') {
     const h = hashes.get(m.id) || createHash(m.alg);
     hashes.delete(m.id);
@@ -24,12 +25,15 @@ parentPort.on('message', (m) => {
 });
 `;
 
-type Msg = { t: 'a'; id: number; n: number } | { t: 'd'; id: number; d: Uint8Array };
+type Msg = { t: 'a'; id: number; n: number; b: Uint8Array } | { t: 'd'; id: number; d: Uint8Array };
 
 /** Bytes allowed in flight to the worker per hash before `update` makes the caller wait. */
 const MAX_IN_FLIGHT = 2 * 1024 * 1024;
 /** Bytes copied into one message to the worker. */
 const BATCH_BYTES = 512 * 1024;
+/** Batches the worker has handed back, ready to be refilled (at most 8 MiB kept). */
+const freeBatches: Uint8Array[] = [];
+const MAX_FREE_BATCHES = 16;
 
 class HashWorker {
   private readonly worker: Worker;
@@ -39,6 +43,7 @@ class HashWorker {
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
     this.worker.on('message', (m: Msg) => {
+      if (m.t === 'a' && freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(m.b);
       const h = this.pending.get(m.id);
       if (!h) return;
       if (m.t === 'a') h.acked(m.n);
@@ -100,7 +105,7 @@ export class OffloadedHash {
     if (this.failed) throw this.failed;
     let off = 0;
     while (off < chunk.byteLength) {
-      this.batch ??= new Uint8Array(BATCH_BYTES);
+      this.batch ??= freeBatches.pop() ?? new Uint8Array(BATCH_BYTES);
       const n = Math.min(chunk.byteLength - off, BATCH_BYTES - this.batchLength);
       this.batch.set(chunk.subarray(off, off + n), this.batchLength);
       this.batchLength += n;
@@ -116,11 +121,12 @@ export class OffloadedHash {
 
   private send(): void {
     if (!this.batch || this.batchLength === 0) return;
-    const b = this.batchLength === this.batch.byteLength ? this.batch : this.batch.slice(0, this.batchLength);
+    const b = this.batch;
+    const n = this.batchLength;
     this.batch = undefined;
     this.batchLength = 0;
-    this.inFlight += b.byteLength;
-    shared!.post({ t: 'u', id: this.id, alg: this.alg, b }, [b.buffer as ArrayBuffer]);
+    this.inFlight += n;
+    shared!.post({ t: 'u', id: this.id, alg: this.alg, b, n }, [b.buffer as ArrayBuffer]);
   }
 
   /** @internal */
@@ -150,6 +156,9 @@ export class OffloadedHash {
 
   /** Drops the hash (e.g. the upload failed). */
   discard(): void {
+    if (this.batch && freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.batch);
+    this.batch = undefined;
+    this.batchLength = 0;
     if (!this.result) shared?.forget(this.id);
   }
 

@@ -21,7 +21,7 @@ import {
 } from '../storage/ports.ts';
 import type { KmsCaller } from '../kms/service.ts';
 import type { EncryptionRequest, EncryptionService, SseDescription } from './encryption.ts';
-import { decryptInline, Meter, readPlaintext, type PlainRange } from './streams.ts';
+import { decryptInline, Meter, plaintextWindows, readPlaintext, type PlainRange, type PlainWindows } from './streams.ts';
 
 export const MAX_OBJECT_SIZE = 5 * 1024 ** 3;
 export const MIN_PART_SIZE = 5 * 1024 ** 2;
@@ -335,6 +335,24 @@ export class ObjectService {
     const stream = readPlaintext(this.blobs, dataKey, obj.streams, range, obj.inlineData);
     stream.on('close', () => dataKey.zero());
     return stream;
+  }
+
+  /**
+   * The same as windows of decrypted bytes for a sender that releases each once it is sent
+   * (GET: no copy between the decryptor and the socket). The data key is wiped when the
+   * generator finishes, fails or is returned early.
+   */
+  async openPlaintextWindows(obj: ObjectRecord, range?: PlainRange, requester?: Requester, customerKey?: SecretKey): Promise<PlainWindows> {
+    const dataKey = await this.openKey(obj, requester?.kms, customerKey);
+    const windows = plaintextWindows(this.blobs, dataKey, obj.streams, range, obj.inlineData);
+    async function* keyed(): PlainWindows {
+      try {
+        yield* windows;
+      } finally {
+        dataKey.zero();
+      }
+    }
+    return keyed();
   }
 
   /**

@@ -1,8 +1,9 @@
 // Stream stages for the object data path: a meter that counts and MD5s plaintext and enforces
 // a byte limit, and a reader that decrypts an object (or a range of it) across its streams.
 import { createHash, type Hash } from 'node:crypto';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
-import { cipherRangeFor, createDecryptStream, decryptRange, encryptedSize, HEADER_SIZE } from '../crypto/format.ts';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { decryptInSlot, returnSlot, takeSlot, WINDOW_SEGMENTS } from '../crypto/decrypt-offload.ts';
+import { cipherRangeFor, decryptRange, encryptedSize, HEADER_SIZE, SEGMENT_SIZE } from '../crypto/format.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import { CryptoError, S3Error } from '../shared/errors.ts';
 import type { BlobStore, StreamRecord } from '../storage/ports.ts';
@@ -71,23 +72,27 @@ export interface PlainRange {
   end: number;
 }
 
+/** A piece of plaintext; `release` (idempotent) gives its memory back once it has been sent. */
+export interface PlainWindow {
+  data: Buffer;
+  release(): void;
+}
+
+export type PlainWindows = AsyncGenerator<PlainWindow, void, undefined>;
+
 /**
- * The plaintext of an object (or `range` of it): for each stream it touches, the blob bytes of
- * the segments that cover the range go through a decryptor that checks the stream header
- * against the copy in metadata. One stream (the common case) is returned as its decryptor
- * itself; several are concatenated in order.
+ * The plaintext of an object (or `range` of it), in windows of up to WINDOW_SEGMENTS segments:
+ * for each stream the range touches, the blob bytes of each window's segments are read with one
+ * call, checked (the blob's header against the copy in metadata when the window starts at the
+ * stream's beginning) and decrypted, large windows in the decrypt worker, while the window
+ * before it is being sent. Memory per reader stays at two windows whatever the object's size.
+ * Every window must be released; the GET path sends each straight from its slot.
  */
-export function readPlaintext(
-  blobs: BlobStore,
-  dataKey: SecretKey,
-  streams: StreamRecord[],
-  range?: PlainRange,
-  inlineData?: Buffer,
-): Readable {
+export function plaintextWindows(blobs: BlobStore, dataKey: SecretKey, streams: StreamRecord[], range?: PlainRange, inlineData?: Buffer): PlainWindows {
   const total = streams.reduce((n, s) => n + s.plainSize, 0);
   const start = range?.start ?? 0;
   const end = range?.end ?? total - 1;
-  const pieces: { s: StreamRecord; from?: number; to?: number }[] = [];
+  const pieces: Piece[] = [];
   if (end < start) {
     // Empty object: still verify its (single, empty, final) segments so damage is reported.
     for (const s of streams) pieces.push({ s });
@@ -101,24 +106,112 @@ export function readPlaintext(
       pieces.push({ s, from: Math.max(start, sStart) - sStart, to: Math.min(end, sEnd) - sStart });
     }
   }
-  if (pieces.length === 1) return decryptStream(blobs, dataKey, pieces[0]!.s, pieces[0]!.from, pieces[0]!.to, inlineData);
-  const out = new PassThrough({ highWaterMark: 256 * 1024 });
-  let i = 0;
-  const next = (): void => {
-    if (out.destroyed) return;
-    const p = pieces[i++];
-    if (!p) {
-      out.end();
-      return;
+  return windowsOf(blobs, dataKey, pieces, inlineData);
+}
+
+/** plaintextWindows as a byte stream, for consumers that keep chunks (each window is copied). */
+export function readPlaintext(blobs: BlobStore, dataKey: SecretKey, streams: StreamRecord[], range?: PlainRange, inlineData?: Buffer): Readable {
+  const windows = plaintextWindows(blobs, dataKey, streams, range, inlineData);
+  async function* copies(): AsyncGenerator<Buffer> {
+    for await (const w of windows) {
+      const copy = Buffer.from(w.data);
+      w.release();
+      yield copy;
     }
-    const dec = decryptStream(blobs, dataKey, p.s, p.from, p.to);
-    dec.once('error', (e) => out.destroy(e));
-    out.once('close', () => dec.destroy());
-    dec.once('end', next);
-    dec.pipe(out, { end: false });
-  };
-  next();
-  return out;
+  }
+  // One window buffered in the stream, one being read and decrypted.
+  return Readable.from(copies(), { objectMode: true, highWaterMark: 1 });
+}
+
+interface Piece {
+  s: StreamRecord;
+  /** Plaintext range within the stream (inclusive); absent: the whole stream. */
+  from?: number;
+  to?: number;
+}
+
+/** Cipher ranges at least this long are decrypted in the worker; shorter ones here (latency). */
+const OFFLOAD_DECRYPT_BYTES = 4 * SEGMENT_SIZE;
+const NOTHING = (): void => {};
+
+async function* windowsOf(blobs: BlobStore, dataKey: SecretKey, pieces: Piece[], inlineData?: Buffer): PlainWindows {
+  for (const p of pieces) {
+    const s = p.s;
+    const header = Buffer.from(s.header, 'base64');
+    if (header.length !== HEADER_SIZE) throw new CryptoError();
+    const ranged = p.from !== undefined && p.to !== undefined && s.plainSize > 0;
+    if (s.blobId === '') {
+      // Inline (small object): the ciphertext came with the metadata.
+      if (!inlineData) throw new CryptoError();
+      const plain = decryptInline(dataKey, s, inlineData, ranged ? { start: p.from!, end: p.to! } : undefined);
+      if (plain.length > 0) yield { data: plain, release: NOTHING };
+      continue;
+    }
+    const windows: ({ start: number; endInclusive: number } | undefined)[] = [];
+    if (!ranged && s.plainSize === 0) windows.push(undefined);
+    else {
+      const last = ranged ? p.to! : s.plainSize - 1;
+      for (let a = ranged ? p.from! : 0; a <= last; ) {
+        const b = Math.min(last, (Math.floor(a / SEGMENT_SIZE) + WINDOW_SEGMENTS) * SEGMENT_SIZE - 1);
+        windows.push({ start: a, endInclusive: b });
+        a = b + 1;
+      }
+    }
+    let next: Promise<PlainWindow> | undefined = readWindow(blobs, dataKey, s, header, windows[0]);
+    try {
+      for (let i = 0; i < windows.length; i++) {
+        const current: Promise<PlainWindow> = next!;
+        next = i + 1 < windows.length ? readWindow(blobs, dataKey, s, header, windows[i + 1]) : undefined;
+        next?.catch(NOTHING); // awaited in the next round; until then a failure is not unhandled
+        const w = await current;
+        if (w.data.length > 0) yield w;
+        else w.release();
+      }
+    } finally {
+      // Stopped early (the reader went away, or a window failed): the window being read ahead
+      // goes back once its read is done.
+      next?.then((w) => w.release(), NOTHING);
+    }
+  }
+}
+
+/** One window of a blob-backed stream: one read, verified and decrypted. */
+async function readWindow(
+  blobs: BlobStore,
+  dataKey: SecretKey,
+  s: StreamRecord,
+  header: Buffer,
+  w: { start: number; endInclusive: number } | undefined,
+): Promise<PlainWindow> {
+  const cr = w ? cipherRangeFor(s.plainSize, w.start, w.endInclusive) : cipherRangeFor(s.plainSize);
+  // From the first segment: the blob's own header comes first and must match the copy.
+  const withHeader = cr.cipherStart === HEADER_SIZE;
+  const range = { start: withHeader ? 0 : cr.cipherStart, end: cr.cipherEndExclusive };
+  const opts = { streamIndex: s.streamIndex, plainSize: s.plainSize, header, ...(w ?? {}) };
+  const slot = range.end - range.start >= OFFLOAD_DECRYPT_BYTES ? takeSlot() : undefined;
+  if (slot) {
+    let released = false;
+    const release = () => {
+      if (!released) returnSlot(slot);
+      released = true;
+    };
+    try {
+      const n = await blobs.readInto(s.blobId, range, slot.bytes);
+      const length = await decryptInSlot(dataKey, opts, slot, n, withHeader);
+      return { data: slot.bytes.subarray(0, length), release };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+  const bytes = await blobs.readBytes(s.blobId, range);
+  let cipher = bytes;
+  if (withHeader) {
+    if (bytes.length < HEADER_SIZE || !bytes.subarray(0, HEADER_SIZE).equals(header)) throw new CryptoError();
+    cipher = bytes.subarray(HEADER_SIZE);
+  }
+  const pieces = decryptRange(dataKey, opts, cipher);
+  return { data: pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces), release: NOTHING };
 }
 
 /**
@@ -138,82 +231,4 @@ export function decryptInline(dataKey: SecretKey, s: StreamRecord, inlineData: B
     inlineData.subarray(cr.cipherStart, cr.cipherEndExclusive),
   );
   return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-}
-
-/** Cipher ranges up to this size are read with one call and decrypted synchronously. */
-const FAST_READ_MAX_BYTES = encryptedSize(1024 * 1024);
-
-/** Small ranges: one read into memory, verify, decrypt, push the pieces. */
-function fastRead(
-  blobs: BlobStore,
-  dataKey: SecretKey,
-  s: StreamRecord,
-  header: Buffer,
-  cipherStart: number,
-  cipherEnd: number,
-  range: { start?: number; endInclusive?: number },
-): Readable {
-  const out = new Readable({ read() {} });
-  const fromHeader = cipherStart === HEADER_SIZE;
-  blobs.readBytes(s.blobId, { start: fromHeader ? 0 : cipherStart, end: cipherEnd }).then(
-    (bytes) => {
-      if (out.destroyed) return;
-      try {
-        let cipher = bytes;
-        if (fromHeader) {
-          // The blob's own header copy must match the one in metadata.
-          if (bytes.length < HEADER_SIZE || !bytes.subarray(0, HEADER_SIZE).equals(header)) throw new CryptoError();
-          cipher = bytes.subarray(HEADER_SIZE);
-        }
-        const pieces = decryptRange(dataKey, { streamIndex: s.streamIndex, plainSize: s.plainSize, header, ...range }, cipher);
-        for (const p of pieces) out.push(p);
-        out.push(null);
-      } catch (e) {
-        out.destroy(e as Error);
-      }
-    },
-    (e: Error) => out.destroy(e),
-  );
-  return out;
-}
-
-/** One stream's decryptor, fed from the blob store (one read; the stored header if needed). */
-function decryptStream(blobs: BlobStore, dataKey: SecretKey, s: StreamRecord, from?: number, to?: number, inlineData?: Buffer): Readable {
-  const ranged = from !== undefined && to !== undefined && s.plainSize > 0;
-  const cr = ranged ? cipherRangeFor(s.plainSize, from, to) : cipherRangeFor(s.plainSize);
-  const header = Buffer.from(s.header, 'base64');
-  const dec = createDecryptStream(dataKey, {
-    streamIndex: s.streamIndex,
-    plainSize: s.plainSize,
-    ...(ranged ? { start: from, endInclusive: to } : {}),
-    expectedHeader: header,
-  });
-  let src: Readable;
-  try {
-    if (header.length !== HEADER_SIZE) throw new CryptoError();
-    if (s.blobId === '') {
-      // Inline (small object): the ciphertext came with the metadata.
-      if (!inlineData) throw new CryptoError();
-      if (cr.cipherStart !== HEADER_SIZE) dec.write(header);
-      dec.end(inlineData.subarray(cr.cipherStart === HEADER_SIZE ? 0 : cr.cipherStart, cr.cipherEndExclusive));
-      return dec;
-    }
-    if (cr.cipherEndExclusive - cr.cipherStart <= FAST_READ_MAX_BYTES) {
-      return fastRead(blobs, dataKey, s, header, cr.cipherStart, cr.cipherEndExclusive, ranged ? { start: from, endInclusive: to } : {});
-    }
-    if (cr.cipherStart === HEADER_SIZE) {
-      // From the first segment: the blob's own header comes first and must match the copy.
-      src = blobs.read(s.blobId, { start: 0, end: cr.cipherEndExclusive });
-    } else {
-      dec.write(header);
-      src = blobs.read(s.blobId, { start: cr.cipherStart, end: cr.cipherEndExclusive });
-    }
-  } catch (e) {
-    process.nextTick(() => dec.destroy(e as Error));
-    return dec;
-  }
-  src.once('error', (e) => dec.destroy(e));
-  dec.once('close', () => src.destroy());
-  src.pipe(dec);
-  return dec;
 }

@@ -26,6 +26,11 @@ export interface BlobStore {
    * size). Yields fewer bytes when the blob is shorter; errors if it is missing.
    */
   readBytes(id: string, range: BlobRange): Promise<Buffer>;
+  /**
+   * readBytes into `target` (which must hold range.end - range.start bytes): resolves with the
+   * number of bytes read, fewer when the blob is shorter; errors if it is missing.
+   */
+  readInto(id: string, range: BlobRange, target: Uint8Array): Promise<number>;
   read(id: string, range?: BlobRange): Readable;
   /** Size in bytes, or undefined if absent. */
   size(id: string): Promise<number | undefined>;

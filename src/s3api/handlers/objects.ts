@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { S3Error } from '../../shared/errors.ts';
 import type { ObjectRecord } from '../../storage/ports.ts';
 import { checkCopySize, checkUploadSize, hasConfiguredEncryption, type ObjectService } from '../../service/objects.ts';
-import type { PlainRange } from '../../service/streams.ts';
+import type { PlainRange, PlainWindow, PlainWindows } from '../../service/streams.ts';
 import { checkGetConditions, checkCopyConditions, parseRange } from '../conditions.ts';
 import {
   announcedLength,
@@ -146,71 +146,56 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
     send(ctx, status, small, headers);
     return;
   }
-  const plain = await objects.openPlaintext(obj, range, ctx.requester, customer?.key);
-  await streamOut(ctx, status, headers, plain);
+  const windows = await objects.openPlaintextWindows(obj, range, ctx.requester, customer?.key);
+  await streamOut(ctx, status, headers, windows);
 }
 
 /**
- * Sends a plaintext stream. The first chunk (one verified segment) is awaited before the
- * status line goes out, so damage found there is a clean 500; later damage aborts the
- * connection, so a client sees an error, never wrong bytes.
+ * Sends plaintext windows straight from the memory they were decrypted into, releasing each once
+ * the socket has taken it. The first window (verified segments) is awaited before the status
+ * line goes out, so damage found there is a clean 500; later damage aborts the connection, so
+ * a client sees an error, never wrong bytes.
  */
-async function streamOut(ctx: S3Context, status: number, headers: Record<string, string | number>, plain: Readable): Promise<void> {
+async function streamOut(ctx: S3Context, status: number, headers: Record<string, string | number>, windows: PlainWindows): Promise<void> {
   const res = ctx.res;
-  const first = await firstChunk(plain);
-  res.statusCode = status;
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  if (first === null) {
-    res.end();
-    return;
-  }
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: Error) => {
-      cleanup();
-      reject(e);
-    };
-    const onClose = () => {
-      cleanup();
-      if (!res.writableFinished) plain.destroy();
-      resolve();
-    };
-    const cleanup = () => {
-      plain.off('error', onError);
-      res.off('close', onClose);
-    };
-    plain.on('error', onError);
-    res.on('close', onClose);
-    res.write(first);
-    plain.pipe(res);
-  });
-}
-
-function firstChunk(r: Readable): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const onReadable = () => {
-      const c = r.read() as Buffer | null;
-      if (c !== null) {
-        done();
-        resolve(c);
+  // Windows handed to the socket and not yet released: a closed connection may never call
+  // their write callbacks, so 'close' (when the socket no longer touches them) releases the rest.
+  const unsent = new Set<PlainWindow>();
+  const releaseAll = () => {
+    for (const w of unsent) w.release();
+    unsent.clear();
+  };
+  res.once('close', releaseAll);
+  let waitDrain: (() => void) | undefined;
+  const wake = () => waitDrain?.();
+  res.on('drain', wake);
+  res.once('close', wake);
+  try {
+    let r = await windows.next();
+    res.statusCode = status;
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    while (!r.done) {
+      const w = r.value;
+      if (res.destroyed) {
+        w.release();
+        break;
       }
-    };
-    const onEnd = () => {
-      done();
-      resolve(null);
-    };
-    const onError = (e: Error) => {
-      done();
-      reject(e);
-    };
-    const done = () => {
-      r.off('readable', onReadable);
-      r.off('end', onEnd);
-      r.off('error', onError);
-    };
-    r.on('readable', onReadable);
-    r.on('end', onEnd);
-    r.on('error', onError);
-  });
+      unsent.add(w);
+      const more = res.write(w.data, () => {
+        unsent.delete(w);
+        w.release();
+      });
+      if (!more && !res.destroyed) await new Promise<void>((resolve) => (waitDrain = resolve));
+      waitDrain = undefined;
+      if (res.destroyed) break;
+      r = await windows.next();
+    }
+    if (!res.destroyed) res.end();
+  } finally {
+    res.off('drain', wake);
+    // Stops reading ahead and wipes the key (no-op when the windows ran out).
+    await windows.return(undefined);
+  }
 }
 
 export async function deleteObject(ctx: S3Context, objects: ObjectService): Promise<void> {

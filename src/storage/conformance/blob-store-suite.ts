@@ -156,6 +156,14 @@ export function blobStoreConformance(name: string, makeStore: () => Promise<Blob
       // readBytes: past the end yields what exists; a missing blob errors.
       assert.ok((await store.readBytes(id, { start: data.length - 10, end: data.length + 100 })).equals(data.subarray(data.length - 10)));
       await assert.rejects(store.readBytes(newBlobId(), { start: 0, end: 10 }));
+      // readInto: the same bytes into the caller's buffer (at its start), the count returned.
+      const target = Buffer.alloc(64, 0xee);
+      assert.equal(await store.readInto(id, { start: 5, end: 37 }, target), 32);
+      assert.ok(target.subarray(0, 32).equals(data.subarray(5, 37)));
+      assert.ok(target.subarray(32).equals(Buffer.alloc(32, 0xee)), 'nothing written past the range');
+      assert.equal(await store.readInto(id, { start: data.length - 10, end: data.length + 20 }, target), 10);
+      assert.ok(target.subarray(0, 10).equals(data.subarray(data.length - 10)));
+      await assert.rejects(store.readInto(newBlobId(), { start: 0, end: 10 }, target));
     }));
 
     test('property: any in-bounds range reads the same bytes as a slice', withStore(async (store) => {

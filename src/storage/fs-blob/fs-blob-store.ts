@@ -88,16 +88,23 @@ export class FsBlobStore implements BlobStore {
   }
 
   async readBytes(id: string, range: BlobRange): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
+    const n = await this.readInto(id, range, buf);
+    return n === buf.length ? buf : buf.subarray(0, n);
+  }
+
+  async readInto(id: string, range: BlobRange, target: Uint8Array): Promise<number> {
+    const want = Math.max(0, range.end - range.start);
+    if (target.byteLength < want) throw new RangeError('target too small for the range');
     const fh = await fsp.open(this.pathFor(id), 'r');
     try {
-      const buf = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
       let n = 0;
-      while (n < buf.length) {
-        const { bytesRead } = await fh.read(buf, n, buf.length - n, range.start + n);
+      while (n < want) {
+        const { bytesRead } = await fh.read(target, n, want - n, range.start + n);
         if (bytesRead === 0) break;
         n += bytesRead;
       }
-      return n === buf.length ? buf : buf.subarray(0, n);
+      return n;
     } finally {
       await fh.close();
     }

@@ -1,0 +1,75 @@
+// Worker thread that decrypts object data for GETs (see decrypt-offload.ts). The blob bytes of a
+// window of segments sit in a slot of a SharedArrayBuffer both threads hold; the worker verifies
+// and decrypts them with decryptRange (format.ts) and writes the plaintext over the ciphertext
+// in the same slot. Only small messages cross threads, and the cipher's allocations are this
+// thread's garbage, not the main thread's.
+import { parentPort } from 'node:worker_threads';
+import { CryptoError } from '../shared/errors.ts';
+import { decryptRange, HEADER_SIZE } from './format.ts';
+import { SecretKey } from './keys.ts';
+
+export type ToWorker = { t: 'slab'; index: number; sab: SharedArrayBuffer; slotBytes: number; slots: number } | DecryptJob;
+
+export interface DecryptJob {
+  t: 'job';
+  id: number;
+  slot: number;
+  /** Bytes of ciphertext in the slot: blob bytes [cipherStart, cipherEnd), or from 0 when `withHeader`. */
+  length: number;
+  /** The data key (zeroed here after use). */
+  key: Uint8Array;
+  header: Uint8Array;
+  streamIndex: number;
+  plainSize: number;
+  start?: number;
+  endInclusive?: number;
+  /** The slot's bytes start with the stream header, which must equal `header`. */
+  withHeader: boolean;
+}
+
+export type DecryptReply = { id: number; length: number } | { id: number; error: string; crypto: boolean };
+
+const slabs: { sab: SharedArrayBuffer; slotBytes: number; slots: number }[] = [];
+
+function slotView(slot: number, length: number): Buffer {
+  for (const s of slabs) {
+    if (slot < s.slots) return Buffer.from(s.sab, slot * s.slotBytes, length);
+    slot -= s.slots;
+  }
+  throw new Error('unknown slot');
+}
+
+function run(j: DecryptJob): number {
+  const key = SecretKey.from(j.key);
+  j.key.fill(0);
+  try {
+    const all = slotView(j.slot, j.length);
+    const header = Buffer.from(j.header.buffer, j.header.byteOffset, j.header.byteLength);
+    let cipher = all;
+    if (j.withHeader) {
+      if (all.length < HEADER_SIZE || !all.subarray(0, HEADER_SIZE).equals(header)) throw new CryptoError();
+      cipher = all.subarray(HEADER_SIZE);
+    }
+    const range = j.start === undefined ? {} : { start: j.start, endInclusive: j.endInclusive };
+    const pieces = decryptRange(key, { streamIndex: j.streamIndex, plainSize: j.plainSize, header, ...range }, cipher);
+    // Every segment is verified and decrypted (into pieces of its own) before any byte of the
+    // slot is overwritten.
+    let n = 0;
+    for (const p of pieces) n += p.copy(all, n);
+    return n;
+  } finally {
+    key.zero();
+  }
+}
+
+parentPort!.on('message', (m: ToWorker) => {
+  if (m.t === 'slab') {
+    slabs[m.index] = { sab: m.sab, slotBytes: m.slotBytes, slots: m.slots };
+    return;
+  }
+  try {
+    parentPort!.postMessage({ id: m.id, length: run(m) } satisfies DecryptReply);
+  } catch (e) {
+    parentPort!.postMessage({ id: m.id, error: (e as Error).message, crypto: e instanceof CryptoError } satisfies DecryptReply);
+  }
+});
