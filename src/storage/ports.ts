@@ -16,14 +16,10 @@ export interface BlobStore {
    */
   write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }>;
   /**
-   * Read a blob, or a byte range of it. Errors (by throwing or through the stream) if the blob
-   * is missing. A range that runs past the end yields only the bytes that exist (fewer than
-   * asked; callers detect truncation, e.g. the decryptor authenticates every segment); a range
-   * starting at or past the end yields nothing or errors.
-   */
-  /**
-   * A byte range read into memory in one call (small ranges only: the caller bounds the
-   * size). Yields fewer bytes when the blob is shorter; errors if it is missing.
+   * A byte range read into memory in one call (the caller bounds the size: readers go window
+   * by window). A range that runs past the end yields only the bytes that exist (fewer than
+   * asked; callers detect truncation, e.g. the decryptor authenticates every segment and its
+   * length); errors if the blob is missing.
    */
   readBytes(id: string, range: BlobRange): Promise<Buffer>;
   /**
@@ -31,7 +27,6 @@ export interface BlobStore {
    * number of bytes read, fewer when the blob is shorter; errors if it is missing.
    */
   readInto(id: string, range: BlobRange, target: Uint8Array): Promise<number>;
-  read(id: string, range?: BlobRange): Readable;
   /** Size in bytes, or undefined if absent. */
   size(id: string): Promise<number | undefined>;
   /** Remove a blob; removing an absent blob is not an error. */

@@ -30,7 +30,7 @@ function allFiles(dir: string): string[] {
 }
 
 function blobPath(id: string): string {
-  return join(srv.dataDir, 'blobs', id.slice(0, 2), id.slice(2, 4), id);
+  return join(srv.dataDir, 'blobs', id.slice(0, 2), id);
 }
 
 async function fetch(key: string, range?: string): Promise<Buffer> {

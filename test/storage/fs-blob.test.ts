@@ -3,7 +3,7 @@
 // `.partial` files that a crash mid-write leaves behind.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fsp, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -32,7 +32,7 @@ blobStoreConformance('FsBlobStore', makeFsStore);
 
 /** Where FsBlobStore keeps the temporary file of an in-progress write of `id`. */
 function partialPath(root: string, id: string): string {
-  return join(root, id.slice(0, 2), id.slice(2, 4), `${id}.partial`);
+  return join(root, id.slice(0, 2), `${id}.partial`);
 }
 
 async function createPartial(root: string, id: string, bytes = 1234): Promise<string> {
@@ -109,7 +109,8 @@ describe('FsBlobStore specifics', () => {
       const id = newBlobId();
       await store.write(id, chunkedSource(randomBytes(10)));
       assert.equal(store.root, join(dir, 'blobs'));
-      const st = await fsp.stat(join(store.root, id.slice(0, 2), id.slice(2, 4), id));
+      const st = await fsp.stat(join(store.root, id.slice(0, 2), id));
+      assert.equal(store.pathFor(id), join(store.root, id.slice(0, 2), id));
       assert.equal(st.size, 10);
       assert.equal(st.mode & 0o077, 0, 'blob files are private to the owner');
     } finally {
@@ -122,7 +123,7 @@ describe('FsBlobStore specifics', () => {
     try {
       for (const bad of ['../../../etc/passwd', 'short', 'a/b/c/d/e/f/g', 'abcdefgh.partial', '']) {
         await assert.rejects(store.write(bad, chunkedSource(Buffer.from('x'))));
-        assert.throws(() => store.read(bad));
+        await assert.rejects(store.readBytes(bad, { start: 0, end: 1 }));
         await assert.rejects(store.size(bad));
       }
       assert.deepEqual(filesUnder(store.root), []);
@@ -130,4 +131,56 @@ describe('FsBlobStore specifics', () => {
       await cleanup();
     }
   });
+
+  test('blobs of an older data directory (blobs/Ab/cd/<id>) are still read, sized, listed and deleted', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      const id = newBlobId();
+      const data = randomBytes(5000);
+      const legacy = join(store.root, id.slice(0, 2), id.slice(2, 4));
+      await fsp.mkdir(legacy, { recursive: true });
+      await fsp.writeFile(join(legacy, id), data);
+      await fsp.writeFile(join(legacy, `${newBlobId()}.partial`), 'leftover');
+      assert.equal(await store.size(id), 5000);
+      assert.ok((await store.readBytes(id, { start: 10, end: 4000 })).equals(data.subarray(10, 4000)));
+      assert.ok((await readAll(store, id)).equals(data));
+      // A new blob in the same fan-out directory sits beside the old layout's subdirectory.
+      const id2 = id.slice(0, 2) + newBlobId().slice(2);
+      await store.write(id2, chunkedSource(randomBytes(100)));
+      assert.deepEqual(await listAll(store), [id, id2].sort());
+      assert.equal(await store.sweepIncomplete(), 1);
+      await store.delete(id);
+      await assertAbsent(store, id);
+      assert.equal(await store.size(id2), 100);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  // Direct I/O stages a MiB at a time and pads the last block; sizes around those edges must
+  // come back exact, with O_DIRECT (the temp dir's file system) and without (tmpfs refuses it).
+  for (const where of ['os temp dir', '/dev/shm']) {
+    test(`blob sizes around the staging and block edges come back exact (${where})`, async (t) => {
+      if (where === '/dev/shm' && !existsSync('/dev/shm')) return t.skip('no /dev/shm');
+      const dir = mkdtempSync(join(where === '/dev/shm' ? '/dev/shm' : tmpdir(), 'coffer-fs-blob-'));
+      const store = new FsBlobStore(dir);
+      try {
+        await store.init();
+        const MiB = 1024 * 1024;
+        for (const size of [1, 511, 4095, 4096, 4097, MiB - 1, MiB, MiB + 1, 2 * MiB + 4097, 3 * MiB]) {
+          const id = newBlobId();
+          const data = randomBytes(size);
+          // Chunks that straddle stage boundaries, and one chunk bigger than two stages.
+          const chunk = size > 2 * MiB ? size : 65_536 + 17;
+          const { size: written } = await store.write(id, chunkedSource(data, chunk));
+          assert.equal(written, size);
+          assert.equal(await store.size(id), size, `size of ${size}`);
+          assert.ok((await readAll(store, id)).equals(data), `bytes of ${size}`);
+          assert.deepEqual(filesUnder(store.root).filter((f) => f.endsWith('.partial')), []);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -63,15 +63,12 @@ export function endlessSource(onBytes: (sent: number) => void = () => {}): Reada
   });
 }
 
-/**
- * Reads a blob (or range) completely. `read` may report an error either by throwing or through
- * the returned stream; both count as "errors" for the contract, so both reject here.
- */
+/** Reads a blob (or a range of it) completely; rejects when the blob is missing. */
 export async function readAll(store: BlobStore, id: string, range?: BlobRange): Promise<Buffer> {
-  const stream = store.read(id, range);
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
-  return Buffer.concat(chunks);
+  if (range) return store.readBytes(id, range);
+  const size = await store.size(id);
+  if (size === undefined) throw new Error(`blob ${id} is missing`);
+  return store.readBytes(id, { start: 0, end: size });
 }
 
 export async function listAll(store: BlobStore): Promise<string[]> {
@@ -184,7 +181,7 @@ export function blobStoreConformance(name: string, makeStore: () => Promise<Blob
       );
     }));
 
-    // Documented behaviour (see BlobStore.read): a range that runs past the end of the blob
+    // Documented behaviour (see BlobStore.readBytes): a range that runs past the end of the blob
     // yields only the bytes that exist; it never yields bytes that are not in the blob. Callers
     // detect the truncation themselves (the object decryptor authenticates every segment and its
     // length). A range that starts at or past the end yields no bytes, or errors (as an HTTP range

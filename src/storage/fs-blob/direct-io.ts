@@ -64,7 +64,8 @@ export class StagedWriter {
   private spare: Buffer | undefined = takeStage();
   private fill = 0;
   private position = 0;
-  private inFlight: Promise<unknown> | undefined;
+  /** The write in flight, until it succeeds (a failed one stays here and fails what follows). */
+  private writing: Promise<void> | undefined;
   private released = false;
   size = 0;
 
@@ -73,44 +74,57 @@ export class StagedWriter {
     private readonly direct: boolean,
   ) {}
 
-  /** Copies `chunk` in; resolves when the caller may send more (a full stage was handed off). */
-  async push(chunk: Buffer): Promise<void> {
+  /**
+   * Copies `chunk` in. Returns undefined when the caller may send more at once, or a promise
+   * when a full stage has to wait for the write in flight (the caller must wait for it too).
+   */
+  push(chunk: Buffer): Promise<void> | undefined {
     let off = 0;
-    this.size += chunk.length;
     while (off < chunk.length) {
       const n = Math.min(chunk.length - off, STAGE_BYTES - this.fill);
       chunk.copy(this.stage, this.fill, off, off + n);
       this.fill += n;
+      this.size += n;
       off += n;
-      if (this.fill === STAGE_BYTES) await this.handOff(STAGE_BYTES);
+      if (this.fill === STAGE_BYTES) {
+        if (this.writing) return this.afterWrite(chunk.subarray(off));
+        this.startWrite(STAGE_BYTES);
+      }
     }
+    return undefined;
+  }
+
+  private async afterWrite(rest: Buffer): Promise<void> {
+    await this.writing;
+    this.startWrite(STAGE_BYTES);
+    if (rest.length > 0) await this.push(rest);
   }
 
   /** Writes what is staged and waits for every write; the file then holds exactly `size` bytes. */
   async finish(): Promise<void> {
     if (this.fill > 0) {
+      await this.writing;
       const len = this.direct ? Math.ceil(this.fill / DIRECT_ALIGN) * DIRECT_ALIGN : this.fill;
       this.stage.fill(0, this.fill, len);
-      await this.handOff(len);
+      this.startWrite(len);
     }
-    await this.inFlight;
-    this.inFlight = undefined;
+    await this.writing;
     if (this.direct && this.position !== this.size) await this.fh.truncate(this.size);
   }
 
   /** Starts writing the current stage (`len` bytes of it) and switches to the spare one. */
-  private async handOff(len: number): Promise<void> {
-    if (this.inFlight) await this.inFlight;
+  private startWrite(len: number): void {
     const buf = this.stage;
     const at = this.position;
     this.position += len;
     this.fill = 0;
-    this.inFlight = writeAll(this.fh, buf, len, at).then(() => {
-      if (!this.released) this.spare = buf;
-      else returnStage(buf);
+    const p: Promise<void> = writeAll(this.fh, buf, len, at).then(() => {
+      if (this.writing === p) this.writing = undefined;
+      if (this.released) returnStage(buf);
+      else this.spare = buf;
     });
-    // Keep an unobserved rejection from being fatal: finish() or the next hand-off awaits it.
-    this.inFlight.catch(() => {});
+    p.catch(() => {}); // observed by push/finish; never unhandled
+    this.writing = p;
     this.stage = this.spare!;
     this.spare = undefined;
   }
@@ -120,12 +134,13 @@ export class StagedWriter {
     if (this.released) return;
     this.released = true;
     try {
-      await this.inFlight;
+      await this.writing;
     } catch {
       // the write failed; the caller already knows
     }
     returnStage(this.stage);
     if (this.spare) returnStage(this.spare);
+    this.spare = undefined;
   }
 }
 

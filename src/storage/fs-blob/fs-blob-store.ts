@@ -1,17 +1,22 @@
 // FsBlobStore: encrypted blobs as files under <dataDir>/blobs, named by blob id (never by the
-// user's key), fanned out over two directory levels. A write goes to a temporary file, is
-// fsync'd, renamed into place and the directory fsync'd, so a blob id is either absent or whole.
-import { createReadStream, promises as fsp } from 'node:fs';
+// user's key), fanned out over 4,096 directories named by the id's first two characters
+// (`blobs/Ab/<id>`). A write goes to a temporary file (with O_DIRECT where the file system
+// allows, see direct-io.ts), is fsync'd, renamed into place and the directory fsync'd, so a
+// blob id is either absent or whole.
+//
+// Data directories made before 0.1's single-level layout keep blobs at `blobs/Ab/cd/<id>`: they
+// are still found (reads, size, delete and listing fall back to that path), and new blobs go to
+// the new one.
+import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { addAbortListener } from 'node:events';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import { openNewBlob, StagedWriter } from './direct-io.ts';
 import type { BlobRange, BlobStore } from '../ports.ts';
 
 const ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
 const TMP_SUFFIX = '.partial';
-const READ_CHUNK = 512 * 1024;
 
 export class FsBlobStore implements BlobStore {
   readonly root: string;
@@ -22,18 +27,38 @@ export class FsBlobStore implements BlobStore {
 
   async init(): Promise<void> {
     await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    for (const name of await fsp.readdir(this.root)) this.madeDirs.add(join(this.root, name));
   }
 
   private dirFor(id: string): string {
     if (!ID_RE.test(id)) throw new Error('invalid blob id');
-    return join(this.root, id.slice(0, 2), id.slice(2, 4));
+    return join(this.root, id.slice(0, 2));
   }
 
-  /** Fan-out directories known to exist (at most 65,536): saves a mkdir per write. */
+  /** Where a blob lives. */
+  pathFor(id: string): string {
+    return join(this.dirFor(id), id);
+  }
+
+  /** Where a data directory of the earlier two-level layout kept it. */
+  private legacyPathFor(id: string): string {
+    return join(this.root, id.slice(0, 2), id.slice(2, 4), id);
+  }
+
+  /** Fan-out directories known to exist (at most 4,096): a write makes its directory once. */
   private readonly madeDirs = new Set<string>();
 
-  private pathFor(id: string): string {
-    return join(this.dirFor(id), id);
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    try {
+      await fsp.mkdir(dir, { mode: 0o700 });
+      // The new directory's own entry must be durable before a blob in it is acknowledged.
+      await fsyncDir(this.root);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    this.madeDirs.add(dir);
   }
 
   /** False once the file system refused O_DIRECT (tmpfs): then writes go through the page cache. */
@@ -42,7 +67,7 @@ export class FsBlobStore implements BlobStore {
   async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
     const dir = this.dirFor(id);
     // The source may fail while we are still creating the directory: without a listener its
-    // 'error' would be uncaught. The loop below sees the errored stream and rejects.
+    // 'error' would be uncaught. drain() below sees the errored stream and rejects.
     const ignore = () => {};
     source.on('error', ignore);
     const tmp = join(dir, id) + TMP_SUFFIX;
@@ -52,14 +77,11 @@ export class FsBlobStore implements BlobStore {
     const unlisten = signal ? addAbortListener(signal, onAbort) : undefined;
     try {
       signal?.throwIfAborted();
-      if (!this.madeDirs.has(dir)) {
-        await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-        this.madeDirs.add(dir);
-      }
+      await this.ensureDir(dir);
       file = await openNewBlob(tmp, this.direct);
       this.direct = file.direct;
       writer = new StagedWriter(file.fh, file.direct);
-      for await (const chunk of source) await writer.push(chunk as Buffer);
+      await drain(source, writer);
       await writer.finish();
       await file.fh.datasync();
       await file.fh.close();
@@ -79,14 +101,6 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  read(id: string, range?: BlobRange): Readable {
-    const path = this.pathFor(id);
-    if (range && range.end <= range.start) throw new Error('empty blob range');
-    // Large reads: a few big chunks per object instead of one per 64 KiB.
-    const opts = { highWaterMark: READ_CHUNK };
-    return range ? createReadStream(path, { ...opts, start: range.start, end: range.end - 1 }) : createReadStream(path, opts);
-  }
-
   async readBytes(id: string, range: BlobRange): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(Math.max(0, range.end - range.start));
     const n = await this.readInto(id, range, buf);
@@ -96,7 +110,7 @@ export class FsBlobStore implements BlobStore {
   async readInto(id: string, range: BlobRange, target: Uint8Array): Promise<number> {
     const want = Math.max(0, range.end - range.start);
     if (target.byteLength < want) throw new RangeError('target too small for the range');
-    const fh = await fsp.open(this.pathFor(id), 'r');
+    const fh = await this.open(id);
     try {
       let n = 0;
       while (n < want) {
@@ -110,49 +124,104 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async size(id: string): Promise<number | undefined> {
+  private async open(id: string): Promise<FileHandle> {
     try {
-      return (await fsp.stat(this.pathFor(id))).size;
+      return await fsp.open(this.pathFor(id), 'r');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      return await fsp.open(this.legacyPathFor(id), 'r');
     }
+  }
+
+  async size(id: string): Promise<number | undefined> {
+    for (const path of [this.pathFor(id), this.legacyPathFor(id)]) {
+      try {
+        return (await fsp.stat(path)).size;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    return undefined;
   }
 
   async delete(id: string): Promise<void> {
     await fsp.rm(this.pathFor(id), { force: true });
+    await fsp.rm(this.legacyPathFor(id), { force: true });
   }
 
   async *list(): AsyncIterable<string> {
-    for (const name of await this.walk()) if (!name.endsWith(TMP_SUFFIX)) yield name;
+    for (const { name } of await this.walk()) if (!name.endsWith(TMP_SUFFIX)) yield name;
   }
 
   async sweepIncomplete(): Promise<number> {
     let n = 0;
-    for (const name of await this.walk()) {
+    for (const { name, path } of await this.walk()) {
       if (name.endsWith(TMP_SUFFIX)) {
-        await fsp.rm(this.pathFor(name.slice(0, -TMP_SUFFIX.length)) + TMP_SUFFIX, { force: true });
+        await fsp.rm(path, { force: true });
         n++;
       }
     }
     return n;
   }
 
-  private async walk(): Promise<string[]> {
-    const out: string[] = [];
-    const l1 = await readdirSafe(this.root);
-    for (const a of l1) {
-      for (const b of await readdirSafe(join(this.root, a))) {
-        out.push(...(await readdirSafe(join(this.root, a, b))));
+  /** Every file under the fan-out directories (and, for older data directories, one level deeper). */
+  private async walk(): Promise<{ name: string; path: string }[]> {
+    const out: { name: string; path: string }[] = [];
+    for (const a of await readdirSafe(this.root)) {
+      if (!a.isDirectory()) continue;
+      const dir = join(this.root, a.name);
+      for (const e of await readdirSafe(dir)) {
+        if (e.isDirectory()) {
+          for (const f of await readdirSafe(join(dir, e.name))) if (f.isFile()) out.push({ name: f.name, path: join(dir, e.name, f.name) });
+        } else if (e.isFile()) out.push({ name: e.name, path: join(dir, e.name) });
       }
     }
     return out;
   }
 }
 
-async function readdirSafe(dir: string): Promise<string[]> {
+/**
+ * Feeds `source` into `writer` from 'data' events (an async iterator would concatenate what the
+ * stream has buffered: a copy of every byte), pausing the source while a full stage waits.
+ */
+function drain(source: Readable, writer: StagedWriter): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let last: Promise<void> | undefined;
+    let failed = false;
+    const fail = (e: unknown) => {
+      if (failed) return;
+      failed = true;
+      source.off('data', onData);
+      reject(e);
+    };
+    const onData = (chunk: Buffer) => {
+      let wait: Promise<void> | undefined;
+      try {
+        wait = writer.push(chunk);
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      if (wait) {
+        source.pause();
+        last = wait.then(() => {
+          if (!failed) source.resume();
+        });
+        last.catch(fail);
+      }
+    };
+    source.on('data', onData);
+    finished(source, (err) => {
+      if (err) fail(err);
+      // The last chunk may still be waiting for its stage.
+      else Promise.resolve(last).then(() => !failed && resolve(), fail);
+    });
+  });
+}
+
+async function readdirSafe(dir: string) {
   try {
-    return await fsp.readdir(dir);
+    return await fsp.readdir(dir, { withFileTypes: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
     throw e;
