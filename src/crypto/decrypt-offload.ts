@@ -10,6 +10,7 @@
 // of new external memory each time and run full garbage collections to match, which cost more
 // than the decryption itself.
 import { Worker } from 'node:worker_threads';
+import { alignedSharedMemory, PAGE } from '../shared/aligned-memory.ts';
 import { CryptoError } from '../shared/errors.ts';
 import type { DecryptJob, DecryptReply, ToWorker } from './decrypt-worker.ts';
 import { HEADER_SIZE, SEGMENT_SIZE, TAG_SIZE } from './format.ts';
@@ -17,8 +18,11 @@ import type { SecretKey } from './keys.ts';
 
 /** Segments per window: 1 MiB of plaintext. */
 export const WINDOW_SEGMENTS = 16;
-/** A slot holds one window's blob bytes, header included, rounded up to 4 KiB. */
-const SLOT_BYTES = Math.ceil((HEADER_SIZE + WINDOW_SEGMENTS * (SEGMENT_SIZE + TAG_SIZE)) / 4096) * 4096;
+/**
+ * A slot holds one window's blob bytes, header included, plus a page at each end (the blob
+ * store may read whole pages into it), rounded up to a page. Slots start on a page.
+ */
+const SLOT_BYTES = Math.ceil((HEADER_SIZE + WINDOW_SEGMENTS * (SEGMENT_SIZE + TAG_SIZE) + 2 * PAGE) / PAGE) * PAGE;
 const SLAB_SLOTS = 8;
 /** At most 64 slots (64 MiB, touched only as used); beyond that readers decrypt on their own. */
 const MAX_SLABS = 8;
@@ -36,7 +40,7 @@ const freeSlots: number[] = [];
 export function takeSlot(): Slot | undefined {
   if (freeSlots.length === 0) {
     if (slabs.length >= MAX_SLABS) return undefined;
-    const sab = new SharedArrayBuffer(SLAB_SLOTS * SLOT_BYTES);
+    const sab = alignedSharedMemory(SLAB_SLOTS * SLOT_BYTES);
     const index = slabs.push(sab) - 1;
     for (let i = SLAB_SLOTS - 1; i >= 0; i--) freeSlots.push(index * SLAB_SLOTS + i);
     worker?.postMessage(slabMessage(index));

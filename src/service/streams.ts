@@ -133,6 +133,8 @@ interface Piece {
 /** Cipher ranges at least this long are decrypted in the worker; shorter ones here (latency). */
 const OFFLOAD_DECRYPT_BYTES = 4 * SEGMENT_SIZE;
 const NOTHING = (): void => {};
+/** Windows read and decrypted ahead of the one being sent. */
+const READ_AHEAD = 3;
 
 async function* windowsOf(blobs: BlobStore, dataKey: SecretKey, pieces: Piece[], inlineData?: Buffer): PlainWindows {
   for (const p of pieces) {
@@ -157,20 +159,29 @@ async function* windowsOf(blobs: BlobStore, dataKey: SecretKey, pieces: Piece[],
         a = b + 1;
       }
     }
-    let next: Promise<PlainWindow> | undefined = readWindow(blobs, dataKey, s, header, windows[0]);
+    // Windows being read and decrypted ahead of the one being sent (a large object's reads,
+    // decryption and sends overlap; a 1 MiB object is one window).
+    const ahead: Promise<PlainWindow>[] = [];
+    let queued = 0;
+    const fill = () => {
+      while (ahead.length < READ_AHEAD && queued < windows.length) {
+        const w = readWindow(blobs, dataKey, s, header, windows[queued++]);
+        w.catch(NOTHING); // awaited in turn; until then a failure is not unhandled
+        ahead.push(w);
+      }
+    };
     try {
       for (let i = 0; i < windows.length; i++) {
-        const current: Promise<PlainWindow> = next!;
-        next = i + 1 < windows.length ? readWindow(blobs, dataKey, s, header, windows[i + 1]) : undefined;
-        next?.catch(NOTHING); // awaited in the next round; until then a failure is not unhandled
-        const w = await current;
+        fill();
+        const w = await ahead.shift()!;
+        fill();
         if (w.data.length > 0) yield w;
         else w.release();
       }
     } finally {
-      // Stopped early (the reader went away, or a window failed): the window being read ahead
-      // goes back once its read is done.
-      next?.then((w) => w.release(), NOTHING);
+      // Stopped early (the reader went away, or a window failed): the windows read ahead go
+      // back once their reads are done.
+      for (const w of ahead) w.then((x) => x.release(), NOTHING);
     }
   }
 }

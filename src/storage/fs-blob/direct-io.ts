@@ -6,12 +6,12 @@
 // block size: blob data is staged in page-aligned buffers and the final partial block is padded,
 // then cut off with ftruncate before the file is synced. See docs/performance.md.
 import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { alignedMemory } from '../../shared/aligned-memory.ts';
 
 /** Staging buffer size: one write syscall per MiB of blob. */
 export const STAGE_BYTES = 1024 * 1024;
 /** Alignment of every direct write's offset and length (a multiple of any logical block size). */
 export const DIRECT_ALIGN = 4096;
-const WASM_PAGE = 65536;
 /** Buffers carved from one page-aligned slab. */
 const SLAB_BUFFERS = 4;
 /** Free buffers kept for reuse; more are dropped (their slab is freed once all its buffers are). */
@@ -22,21 +22,28 @@ export const O_DIRECT: number | undefined = (fsConstants as Record<string, numbe
 
 const free: Buffer[] = [];
 
-/**
- * A STAGE_BYTES buffer whose address is page aligned. WebAssembly memories are mapped at page
- * boundaries, which is the only page-aligned allocation JavaScript can ask for.
- */
+/** A STAGE_BYTES buffer whose address is page aligned. */
 export function takeStage(): Buffer {
   const b = free.pop();
   if (b) return b;
-  const mem = new WebAssembly.Memory({ initial: (SLAB_BUFFERS * STAGE_BYTES) / WASM_PAGE, maximum: (SLAB_BUFFERS * STAGE_BYTES) / WASM_PAGE });
-  const slab = Buffer.from(mem.buffer);
+  const slab = Buffer.from(alignedMemory(SLAB_BUFFERS * STAGE_BYTES));
   for (let i = 1; i < SLAB_BUFFERS; i++) free.push(slab.subarray(i * STAGE_BYTES, (i + 1) * STAGE_BYTES));
   return slab.subarray(0, STAGE_BYTES);
 }
 
 export function returnStage(b: Buffer): void {
   if (free.length < MAX_FREE) free.push(b);
+}
+
+/** Opens a blob for reading with O_DIRECT; undefined when the file system refuses it. */
+export async function openDirectForRead(path: string): Promise<fsp.FileHandle | undefined> {
+  if (O_DIRECT === undefined) return undefined;
+  try {
+    return await fsp.open(path, fsConstants.O_RDONLY | O_DIRECT);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+    throw e;
+  }
 }
 
 /** Opens `path` for a new blob: with O_DIRECT when the file system supports it. */
