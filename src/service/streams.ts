@@ -2,7 +2,8 @@
 // a byte limit, and a reader that decrypts an object (or a range of it) across its streams.
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { decryptInSlot, returnSlot, takeSlot, WINDOW_SEGMENTS } from '../crypto/decrypt-offload.ts';
+import { decryptInSlot, WINDOW_SEGMENTS } from '../crypto/crypto-offload.ts';
+import { returnSlot, takeSlot } from '../shared/slots.ts';
 import { cipherRangeFor, decryptRange, encryptedSize, HEADER_SIZE, SEGMENT_SIZE } from '../crypto/format.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import { CryptoError, S3Error } from '../shared/errors.ts';

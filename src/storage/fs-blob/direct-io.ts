@@ -107,7 +107,7 @@ export class StagedWriter {
     if (rest.length > 0) await this.push(rest);
   }
 
-  /** Writes what is staged and waits for every write; the file then holds exactly `size` bytes. */
+  /** Writes what is staged and waits for every write (with O_DIRECT the last page is padded: BlobFile.commit cuts it). */
   async finish(): Promise<void> {
     if (this.fill > 0) {
       await this.writing;
@@ -116,7 +116,6 @@ export class StagedWriter {
       this.startWrite(len);
     }
     await this.writing;
-    if (this.direct && this.position !== this.size) await this.fh.truncate(this.size);
   }
 
   /** Starts writing the current stage (`len` bytes of it) and switches to the spare one. */

@@ -16,6 +16,14 @@ import { isPageAligned, PAGE } from '../../shared/aligned-memory.ts';
 import { openDirectForRead, openNewBlob, StagedWriter } from './direct-io.ts';
 import type { BlobRange, BlobStore } from '../ports.ts';
 
+interface BlobFile {
+  handle: FileHandle;
+  /** Opened with O_DIRECT: the last page is padded, and commit cuts it. */
+  direct: boolean;
+  commit(size: number): Promise<void>;
+  abort(): Promise<void>;
+}
+
 const ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
 const TMP_SUFFIX = '.partial';
 
@@ -65,35 +73,56 @@ export class FsBlobStore implements BlobStore {
   /** False once the file system refused O_DIRECT (tmpfs): then writes go through the page cache. */
   private direct = true;
 
-  async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+  /** A new blob's temporary file, and how to commit it (durably, as `size` bytes) or drop it. */
+  private async openFile(id: string): Promise<BlobFile> {
     const dir = this.dirFor(id);
-    // The source may fail while we are still creating the directory: without a listener its
-    // 'error' would be uncaught. drain() below sees the errored stream and rejects.
+    await this.ensureDir(dir);
+    const tmp = join(dir, id) + TMP_SUFFIX;
+    const { fh, direct } = await openNewBlob(tmp, this.direct);
+    this.direct = direct;
+    let open = true;
+    const close = async () => {
+      if (open) await fh.close();
+      open = false;
+    };
+    return {
+      direct,
+      handle: fh,
+      async commit(size: number): Promise<void> {
+        if (direct) await fh.truncate(size);
+        await fh.datasync();
+        await close();
+        await fsp.rename(tmp, join(dir, id));
+        await fsyncDir(dir);
+      },
+      async abort(): Promise<void> {
+        await close().catch(() => {});
+        await fsp.rm(tmp, { force: true });
+      },
+    };
+  }
+
+  async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
+    // The source may fail while we are still creating the file: without a listener its 'error'
+    // would be uncaught. drain() below sees the errored stream and rejects.
     const ignore = () => {};
     source.on('error', ignore);
-    const tmp = join(dir, id) + TMP_SUFFIX;
-    let file: { fh: FileHandle; direct: boolean } | undefined;
+    let file: BlobFile | undefined;
     let writer: StagedWriter | undefined;
     const onAbort = () => source.destroy(Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: signal?.reason }));
     const unlisten = signal ? addAbortListener(signal, onAbort) : undefined;
     try {
       signal?.throwIfAborted();
-      await this.ensureDir(dir);
-      file = await openNewBlob(tmp, this.direct);
-      this.direct = file.direct;
-      writer = new StagedWriter(file.fh, file.direct);
+      file = await this.openFile(id);
+      writer = new StagedWriter(file.handle, file.direct);
       await drain(source, writer);
       await writer.finish();
-      await file.fh.datasync();
-      await file.fh.close();
-      file = undefined;
-      await fsp.rename(tmp, join(dir, id));
-      await fsyncDir(dir);
+      await file.commit(writer.size);
       return { size: writer.size };
     } catch (err) {
       source.destroy();
-      await file?.fh.close().catch(() => {});
-      await fsp.rm(tmp, { force: true });
+      await writer?.release();
+      await file?.abort();
       throw err;
     } finally {
       unlisten?.[Symbol.dispose]();

@@ -1,14 +1,15 @@
-// Worker thread that decrypts object data for GETs (see decrypt-offload.ts). The blob bytes of a
-// window of segments sit in a slot of a SharedArrayBuffer both threads hold; the worker verifies
-// and decrypts them with decryptRange (format.ts) and writes the plaintext over the ciphertext
-// in the same slot. Only small messages cross threads, and the cipher's allocations are this
-// thread's garbage, not the main thread's.
+// The crypto worker thread (see crypto-offload.ts): decryption for GETs off the main thread.
+// The blob bytes of a window of segments sit in a slot of shared memory both threads hold
+// (shared/slots.ts); the worker verifies and decrypts them with decryptRange (format.ts) and
+// writes the plaintext over the ciphertext in the same slot. Only small messages cross
+// threads, and the cipher's allocations are this thread's garbage, not the main thread's.
 import { parentPort } from 'node:worker_threads';
 import { CryptoError } from '../shared/errors.ts';
+import { SlotViews, type SlabMessage } from '../shared/slots.ts';
 import { decryptRange, HEADER_SIZE } from './format.ts';
 import { SecretKey } from './keys.ts';
 
-export type ToWorker = { t: 'slab'; index: number; sab: SharedArrayBuffer; slotBytes: number; slots: number } | DecryptJob;
+export type ToWorker = SlabMessage | DecryptJob;
 
 export interface DecryptJob {
   t: 'job';
@@ -28,22 +29,13 @@ export interface DecryptJob {
 }
 
 export type DecryptReply = { id: number; length: number } | { id: number; error: string; crypto: boolean };
+const slots = new SlotViews();
 
-const slabs: { sab: SharedArrayBuffer; slotBytes: number; slots: number }[] = [];
-
-function slotView(slot: number, length: number): Buffer {
-  for (const s of slabs) {
-    if (slot < s.slots) return Buffer.from(s.sab, slot * s.slotBytes, length);
-    slot -= s.slots;
-  }
-  throw new Error('unknown slot');
-}
-
-function run(j: DecryptJob): number {
+function decrypt(j: DecryptJob): number {
   const key = SecretKey.from(j.key);
   j.key.fill(0);
   try {
-    const all = slotView(j.slot, j.length);
+    const all = slots.view(j.slot, j.length);
     const header = Buffer.from(j.header.buffer, j.header.byteOffset, j.header.byteLength);
     let cipher = all;
     if (j.withHeader) {
@@ -63,13 +55,16 @@ function run(j: DecryptJob): number {
 }
 
 parentPort!.on('message', (m: ToWorker) => {
-  if (m.t === 'slab') {
-    slabs[m.index] = { sab: m.sab, slotBytes: m.slotBytes, slots: m.slots };
-    return;
-  }
-  try {
-    parentPort!.postMessage({ id: m.id, length: run(m) } satisfies DecryptReply);
-  } catch (e) {
-    parentPort!.postMessage({ id: m.id, error: (e as Error).message, crypto: e instanceof CryptoError } satisfies DecryptReply);
+  switch (m.t) {
+    case 'slab':
+      slots.add(m);
+      return;
+    case 'job':
+      try {
+        parentPort!.postMessage({ id: m.id, length: decrypt(m) } satisfies DecryptReply);
+      } catch (e) {
+        parentPort!.postMessage({ id: m.id, error: (e as Error).message, crypto: e instanceof CryptoError } satisfies DecryptReply);
+      }
+      return;
   }
 });

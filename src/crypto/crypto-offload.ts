@@ -1,0 +1,116 @@
+// Decryption off the main thread. A GET is bound by the one thread that runs JavaScript: it
+// parses, authorizes, reads, decrypts and sends. AES-GCM is the largest single cost of a large
+// GET there, so windows of several segments are decrypted in a worker thread
+// (crypto-worker.ts) while the main thread sends what is already decrypted.
+//
+// The bytes never cross threads: they sit in slots of SharedArrayBuffers that both threads
+// hold. A reader takes a slot, reads blob bytes into it, the worker decrypts them in place, the
+// reader sends the plaintext from the slot and gives it back. Reusing the same memory matters
+// as much as the thread: a fresh ArrayBuffer per window (or per transfer) makes V8 count a MiB
+// of new external memory each time and run full garbage collections to match, which cost more
+// than the decryption itself.
+import { Worker } from 'node:worker_threads';
+import { shareSlabsWith, type Slot } from '../shared/slots.ts';
+import { CryptoError } from '../shared/errors.ts';
+import type { DecryptJob, DecryptReply } from './crypto-worker.ts';
+import type { SecretKey } from './keys.ts';
+
+/** Segments per window: 1 MiB of plaintext (a window's blob bytes fill one slot). */
+export const WINDOW_SEGMENTS = 16;
+
+let worker: Worker | undefined;
+let nextId = 1;
+/** Who gets the worker's reply for a job. */
+const listeners = new Map<number, { onMessage(m: DecryptReply): void; onFail(e: Error): void }>();
+
+function listen(id: number, l: { onMessage(m: DecryptReply): void; onFail(e: Error): void }, w: Worker): void {
+  listeners.set(id, l);
+  if (listeners.size === 1) w.ref();
+}
+
+function unlisten(id: number, w: Worker): void {
+  if (listeners.delete(id) && listeners.size === 0) w.unref();
+}
+
+function startWorker(): Worker {
+  const here = import.meta.url;
+  let w: Worker;
+  if (here.endsWith('.ts')) {
+    // Running the TypeScript sources (tests, a checkout without a build): the worker registers
+    // the same loader before it imports its entry.
+    const entry = new URL('./crypto-worker.ts', here).href;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    const src = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+    w = new Worker(src, { eval: true });
+  } else {
+    w = new Worker(new URL('./crypto-worker.js', here));
+  }
+  const unshare = shareSlabsWith((m) => w.postMessage(m));
+  w.on('message', (m: DecryptReply) => listeners.get(m.id)?.onMessage(m));
+  const fail = (err: Error) => {
+    unshare();
+    if (worker === w) worker = undefined;
+    const all = [...listeners.values()];
+    listeners.clear();
+    for (const l of all) l.onFail(err);
+  };
+  w.on('error', fail);
+  w.on('exit', () => fail(new Error('crypto worker exited')));
+  w.unref();
+  return w;
+}
+
+function theWorker(): Worker {
+  return (worker ??= startWorker());
+}
+
+/**
+ * decryptRange (format.ts) in the worker thread over the first `length` bytes of `slot` (blob
+ * bytes of the range; from offset 0 when `withHeader`). Resolves with the plaintext's length:
+ * the plaintext is then at the start of the slot.
+ */
+export function decryptInSlot(
+  dataKey: SecretKey,
+  opts: { streamIndex: number; plainSize: number; start?: number; endInclusive?: number; header: Buffer },
+  slot: Slot,
+  length: number,
+  withHeader: boolean,
+): Promise<number> {
+  const w = theWorker();
+  const id = nextId++;
+  const job: DecryptJob = {
+    t: 'job',
+    id,
+    slot: slot.index,
+    length,
+    key: new Uint8Array(dataKey.expose()),
+    header: new Uint8Array(opts.header),
+    streamIndex: opts.streamIndex,
+    plainSize: opts.plainSize,
+    ...(opts.start !== undefined ? { start: opts.start, endInclusive: opts.endInclusive } : {}),
+    withHeader,
+  };
+  return new Promise<number>((resolve, reject) => {
+    listen(
+      id,
+      {
+        onMessage(m) {
+          unlisten(id, w);
+          if ('error' in m) reject(m.crypto ? new CryptoError() : new Error(m.error));
+          else resolve(m.length);
+        },
+        onFail: reject,
+      },
+      w,
+    );
+    // The key's copy goes with the message (transferred): none is left here.
+    w.postMessage(job, [job.key.buffer as ArrayBuffer]);
+  });
+}
+
+/** Stops the worker (tests, shutdown); the next call starts a new one. */
+export async function stopCryptoWorker(): Promise<void> {
+  const w = worker;
+  worker = undefined;
+  if (w) await w.terminate();
+}
