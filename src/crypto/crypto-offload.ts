@@ -20,16 +20,24 @@ export const WINDOW_SEGMENTS = 16;
 
 let worker: Worker | undefined;
 let nextId = 1;
-/** Who gets the worker's reply for a job. */
-const listeners = new Map<number, { onMessage(m: DecryptReply): void; onFail(e: Error): void }>();
+interface Listener {
+  onMessage(m: DecryptReply): void;
+  onFail(e: Error): void;
+}
 
-function listen(id: number, l: { onMessage(m: DecryptReply): void; onFail(e: Error): void }, w: Worker): void {
-  listeners.set(id, l);
-  if (listeners.size === 1) w.ref();
+/** Who gets each worker's reply for a job, per worker (one that dies fails only its own jobs). */
+const listeners = new Map<Worker, Map<number, Listener>>();
+
+function listen(id: number, l: Listener, w: Worker): void {
+  const mine = listeners.get(w) ?? new Map<number, Listener>();
+  listeners.set(w, mine);
+  mine.set(id, l);
+  if (mine.size === 1) w.ref();
 }
 
 function unlisten(id: number, w: Worker): void {
-  if (listeners.delete(id) && listeners.size === 0) w.unref();
+  const mine = listeners.get(w);
+  if (mine?.delete(id) && mine.size === 0) w.unref();
 }
 
 function startWorker(): Worker {
@@ -46,12 +54,12 @@ function startWorker(): Worker {
     w = new Worker(new URL('./crypto-worker.js', here));
   }
   const unshare = shareSlabsWith((m) => w.postMessage(m));
-  w.on('message', (m: DecryptReply) => listeners.get(m.id)?.onMessage(m));
+  w.on('message', (m: DecryptReply) => listeners.get(w)?.get(m.id)?.onMessage(m));
   const fail = (err: Error) => {
     unshare();
     if (worker === w) worker = undefined;
-    const all = [...listeners.values()];
-    listeners.clear();
+    const all = [...(listeners.get(w)?.values() ?? [])];
+    listeners.delete(w);
     for (const l of all) l.onFail(err);
   };
   w.on('error', fail);

@@ -75,3 +75,8 @@ export class SlotViews {
     return Buffer.from(s.sab, (slot % s.slots) * s.slotBytes, length);
   }
 }
+
+/** Slots taken and not yet returned (for tests and diagnostics). */
+export function slotsInUse(): number {
+  return slabs.length * SLAB_SLOTS - freeSlots.length;
+}
