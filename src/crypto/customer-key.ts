@@ -4,7 +4,8 @@
 // key (with dataKeyAad(..., "SSE-C")), the last 32 are the verifier stored beside it, against
 // which a later request's key is checked in constant time. Spec and vectors:
 // docs/key-hierarchy.md ("SSE-C").
-import { hkdfSync, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { hkdfSha256 } from './hkdf.ts';
 import { SecretKey, systemRng, type Rng } from './keys.ts';
 
 export const SSEC_INFO = 'coffer/sse-c/v1';
@@ -20,7 +21,7 @@ export interface CustomerKeyMaterial {
 /** The KEK and verifier of a customer key under `salt`. */
 export function deriveCustomerKeys(customerKey: SecretKey, salt: Buffer): CustomerKeyMaterial {
   if (salt.length !== SSEC_SALT_BYTES) throw new RangeError(`the SSE-C salt must be ${SSEC_SALT_BYTES} bytes`);
-  const okm = Buffer.from(hkdfSync('sha256', customerKey.expose(), salt, SSEC_INFO, 64));
+  const okm = hkdfSha256(customerKey.expose(), salt, Buffer.from(SSEC_INFO, 'utf8'), 64);
   try {
     return { kek: SecretKey.from(okm.subarray(0, 32)), verifier: Buffer.from(okm.subarray(32)) };
   } finally {

@@ -1,7 +1,8 @@
 // The chunked AEAD object format "CFR1": header, per-stream key derivation, segment nonces,
 // exact size and range math, and the streaming encryptor/decryptor. Frozen once released.
 // Spec: docs/object-format.md (section names are cited below as "spec §...").
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { hkdfSha256 } from './hkdf.ts';
 import { Transform, type TransformCallback } from 'node:stream';
 import { CryptoError } from '../shared/errors.ts';
 import { ByteQueue } from './byte-queue.ts';
@@ -144,7 +145,7 @@ export function deriveStreamKey(dataKey: SecretKey, salt: Buffer, streamIndex: n
   const info = Buffer.alloc(KDF_INFO_LABEL.length + 4);
   KDF_INFO_LABEL.copy(info, 0);
   info.writeUInt32BE(streamIndex, KDF_INFO_LABEL.length);
-  const okm = Buffer.from(hkdfSync('sha256', dataKey.expose(), salt, info, 32));
+  const okm = hkdfSha256(dataKey.expose(), salt, info, 32);
   const key = SecretKey.from(okm);
   okm.fill(0);
   return key;
