@@ -323,6 +323,12 @@ export class SqliteMetadataStore implements MetadataStore {
     // A 32 MiB page cache (SQLite's default is 2 MiB): point lookups of small objects, whose
     // ciphertext is kept inline, stay in memory instead of costing a read() per page.
     this.db.pragma('cache_size = -32768');
+    // Reads of the first 256 MiB of the database through a memory map instead of a read() per
+    // page: a small GET's lookup (row and inline ciphertext, often on overflow pages) costs a
+    // few page touches instead of as many system calls. Mapped pages show in the server's RSS
+    // but are the OS's page cache of the file, shared and reclaimable. Writes still go through
+    // the WAL.
+    this.db.pragma('mmap_size = 268435456');
     this.db.exec(SCHEMA);
     this.db.exec(KMS_SCHEMA);
     this.db.exec(AUDIT_SCHEMA);
