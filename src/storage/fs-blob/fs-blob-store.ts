@@ -57,16 +57,34 @@ export class FsBlobStore implements BlobStore {
   /** Fan-out directories known to exist (at most 4,096): a write makes its directory once. */
   private readonly madeDirs = new Set<string>();
 
+  /** Directories being made: concurrent writes into a new one wait for the same making. */
+  private readonly making = new Map<string, Promise<void>>();
+
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    let making = this.making.get(dir);
+    if (!making) {
+      making = this.makeDir(dir).finally(() => this.making.delete(dir));
+      this.making.set(dir, making);
+    }
+    await making;
+  }
+
+  private async makeDir(dir: string): Promise<void> {
     try {
       await fsp.mkdir(dir, { mode: 0o700 });
-      // The new directory's own entry must be durable before a blob in it is acknowledged.
-      await fsyncDir(this.root);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        // The blob root itself is gone (removed under a running server): make it again.
+        await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+        await fsp.mkdir(dir, { mode: 0o700 }).catch((e2: NodeJS.ErrnoException) => {
+          if (e2.code !== 'EEXIST') throw e2;
+        });
+      } else if (code !== 'EEXIST') throw e;
     }
+    // The new directory's own entry must be durable before a blob in it is acknowledged.
+    await fsyncDir(this.root);
     this.madeDirs.add(dir);
   }
 
