@@ -241,8 +241,20 @@ export class EncryptStream extends Transform {
     this.push(b);
   }
 
+  /** Where a segment that arrived in several pieces is gathered (one cipher call, one output). */
+  #scratch: Buffer | undefined;
+
   #segment(final: boolean, n: number): void {
-    const pieces = sealPieces(this.#key.expose(), this.header, this.#index++, final, this.#queue.take(n));
+    let input = this.#queue.take(n);
+    if (input.length > 1) {
+      // Small input chunks (TLS delivers 16 KiB at a time) would each cost a cipher call, an
+      // output buffer and a trip down the pipeline; one copy into the scratch costs less.
+      const scratch = (this.#scratch ??= Buffer.allocUnsafe(SEGMENT_SIZE));
+      let at = 0;
+      for (const p of input) at += p.copy(scratch, at);
+      input = [scratch.subarray(0, at)];
+    }
+    const pieces = sealPieces(this.#key.expose(), this.header, this.#index++, final, input);
     for (const p of pieces) this.#out(p);
   }
 
@@ -271,6 +283,7 @@ export class EncryptStream extends Transform {
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     this.#key.zero();
     this.#queue.clear();
+    this.#scratch?.fill(0);
     cb(err);
   }
 }
