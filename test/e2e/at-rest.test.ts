@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { ACCESS_KEY, SECRET_KEY, startTestServer, type TestServer } from '../helpers/coffer.ts';
+import { fanOut } from '../../src/storage/fs-blob/fs-blob-store.ts';
 
 let srv: TestServer;
 const B = 'atrest';
@@ -30,7 +31,7 @@ function allFiles(dir: string): string[] {
 }
 
 function blobPath(id: string): string {
-  return join(srv.dataDir, 'blobs', id.slice(0, 2), id);
+  return join(srv.dataDir, 'blobs', fanOut(id), id);
 }
 
 async function fetch(key: string, range?: string): Promise<Buffer> {

@@ -23,6 +23,7 @@ import {
 import { createLogger } from '../../src/shared/logger.ts';
 import { ROOT_KEY, SECRET_KEY, startTestServer, type TestServer } from '../helpers/coffer.ts';
 import { rawRequest, send } from '../helpers/raw-s3.ts';
+import { fanOut } from '../../src/storage/fs-blob/fs-blob-store.ts';
 
 const BUCKET = 'logs';
 const lines: string[] = [];
@@ -148,7 +149,7 @@ test('a day of traffic leaves request ids and operation names in the logs, and n
   secrets.push(['data key of lost (hex)', (await dataKeyOf('lost')).toString('hex')]);
   const rec = (await srv.coffer.stores.meta.getObject(BUCKET, 'lost'))!;
   const blobId = rec.streams[0]!.blobId;
-  rmSync(join(srv.dataDir, 'blobs', blobId.slice(0, 2), blobId), { force: true });
+  rmSync(join(srv.dataDir, 'blobs', fanOut(blobId), blobId), { force: true });
   await assert.rejects(srv.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'lost' })), { name: 'InternalError' });
 
   for (const key of ['small', 'multi']) {

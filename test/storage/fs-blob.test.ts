@@ -17,7 +17,7 @@ import {
   newBlobId,
   readAll,
 } from '../../src/storage/conformance/blob-store-suite.ts';
-import { FsBlobStore } from '../../src/storage/fs-blob/fs-blob-store.ts';
+import { fanOut, FsBlobStore } from '../../src/storage/fs-blob/fs-blob-store.ts';
 import { alignedSharedMemory } from '../../src/shared/aligned-memory.ts';
 import { filesUnder } from '../helpers/raw-s3.ts';
 
@@ -33,7 +33,7 @@ blobStoreConformance('FsBlobStore', makeFsStore);
 
 /** Where FsBlobStore keeps the temporary file of an in-progress write of `id`. */
 function partialPath(root: string, id: string): string {
-  return join(root, id.slice(0, 2), `${id}.partial`);
+  return join(root, fanOut(id), `${id}.partial`);
 }
 
 async function createPartial(root: string, id: string, bytes = 1234): Promise<string> {
@@ -110,8 +110,14 @@ describe('FsBlobStore specifics', () => {
       const id = newBlobId();
       await store.write(id, chunkedSource(randomBytes(10)));
       assert.equal(store.root, join(dir, 'blobs'));
-      const st = await fsp.stat(join(store.root, id.slice(0, 2), id));
-      assert.equal(store.pathFor(id), join(store.root, id.slice(0, 2), id));
+      const st = await fsp.stat(join(store.root, fanOut(id), id));
+      assert.equal(store.pathFor(id), join(store.root, fanOut(id), id));
+      // 256 fan-out directories, 00 to ff, all there from the start.
+      const dirs = (await fsp.readdir(store.root)).sort();
+      assert.equal(dirs.length, 256);
+      assert.equal(dirs[0], '00');
+      assert.equal(dirs[255], 'ff');
+      assert.equal(fanOut(id), Buffer.from(id, 'base64url').subarray(0, 1).toString('hex'));
       assert.equal(st.size, 10);
       assert.equal(st.mode & 0o077, 0, 'blob files are private to the owner');
     } finally {
@@ -145,11 +151,14 @@ describe('FsBlobStore specifics', () => {
       assert.equal(await store.size(id), 5000);
       assert.ok((await store.readBytes(id, { start: 10, end: 4000 })).equals(data.subarray(10, 4000)));
       assert.ok((await readAll(store, id)).equals(data));
-      // A new blob in the same fan-out directory sits beside the old layout's subdirectory.
-      const id2 = id.slice(0, 2) + newBlobId().slice(2);
+      // A new blob whose fan-out directory is also a directory of the old layout (a two-hex-
+      // digit name is a valid first two characters of an id) sits beside its subdirectories.
+      const id2 = newBlobId();
+      await fsp.mkdir(join(store.root, fanOut(id2), 'zz'), { recursive: true });
+      await fsp.writeFile(join(store.root, fanOut(id2), 'zz', `${newBlobId()}.partial`), 'old leftover');
       await store.write(id2, chunkedSource(randomBytes(100)));
       assert.deepEqual(await listAll(store), [id, id2].sort());
-      assert.equal(await store.sweepIncomplete(), 1);
+      assert.equal(await store.sweepIncomplete(), 2);
       await store.delete(id);
       await assertAbsent(store, id);
       assert.equal(await store.size(id2), 100);
