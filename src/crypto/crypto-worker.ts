@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { CryptoError } from '../shared/errors.ts';
 import { SlotViews, type SlabMessage } from '../shared/slots.ts';
-import { decryptRange, HEADER_SIZE } from './format.ts';
+import { decryptBlobRange } from './format.ts';
 import { SecretKey } from './keys.ts';
 
 export type ToWorker = SlabMessage | DecryptJob;
@@ -37,13 +37,8 @@ function decrypt(j: DecryptJob): number {
   try {
     const all = slots.view(j.slot, j.length);
     const header = Buffer.from(j.header.buffer, j.header.byteOffset, j.header.byteLength);
-    let cipher = all;
-    if (j.withHeader) {
-      if (all.length < HEADER_SIZE || !all.subarray(0, HEADER_SIZE).equals(header)) throw new CryptoError();
-      cipher = all.subarray(HEADER_SIZE);
-    }
     const range = j.start === undefined ? {} : { start: j.start, endInclusive: j.endInclusive };
-    const pieces = decryptRange(key, { streamIndex: j.streamIndex, plainSize: j.plainSize, header, ...range }, cipher);
+    const pieces = decryptBlobRange(key, { streamIndex: j.streamIndex, plainSize: j.plainSize, header, ...range }, all, j.withHeader);
     // Every segment is verified and decrypted (into pieces of its own) before any byte of the
     // slot is overwritten.
     let n = 0;

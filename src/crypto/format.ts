@@ -499,3 +499,19 @@ export function decryptRange(
     key.zero();
   }
 }
+
+/**
+ * decryptRange of blob bytes as read from storage: with `withHeader` they start at the blob's
+ * beginning, whose stream header must equal `opts.header` (the copy kept in metadata; catches a
+ * blob rolled back to an older write of the same stream).
+ */
+export function decryptBlobRange(
+  dataKey: SecretKey,
+  opts: { streamIndex: number; plainSize: number; start?: number; endInclusive?: number; header: Buffer },
+  bytes: Buffer,
+  withHeader: boolean,
+): Buffer[] {
+  if (!withHeader) return decryptRange(dataKey, opts, bytes);
+  if (bytes.length < HEADER_SIZE || !bytes.subarray(0, HEADER_SIZE).equals(opts.header)) throw new CryptoError();
+  return decryptRange(dataKey, opts, bytes.subarray(HEADER_SIZE));
+}

@@ -2,7 +2,6 @@
 // the write protocol: stream the ciphertext to a fresh blob (fsync), commit the metadata in
 // one transaction, then delete what it replaced. Every object is encrypted (SSE-S3).
 import { createHash, randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createEncryptStream, encryptedSize } from '../crypto/format.ts';
 import { systemRng, type SecretKey } from '../crypto/keys.ts';
@@ -332,7 +331,8 @@ export class ObjectService {
   /** Plaintext of an object or a range of it; errors (never wrong bytes) on any damage. */
   async openPlaintext(obj: ObjectRecord, range?: PlainRange, requester?: Requester, customerKey?: SecretKey): Promise<Readable> {
     const dataKey = await this.openKey(obj, requester?.kms, customerKey);
-    const stream = readPlaintext(this.blobs, dataKey, obj.streams, range, obj.inlineData);
+    const stream = readPlaintext(plaintextWindows(this.blobs, dataKey, obj.streams, range, obj.inlineData));
+    // On close, even if nobody ever read from it (the write it fed failed first).
     stream.on('close', () => dataKey.zero());
     return stream;
   }

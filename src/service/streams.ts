@@ -4,7 +4,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { decryptInSlot, WINDOW_SEGMENTS } from '../crypto/crypto-offload.ts';
 import { returnSlot, takeSlot } from '../shared/slots.ts';
-import { cipherRangeFor, decryptRange, encryptedSize, HEADER_SIZE, SEGMENT_SIZE } from '../crypto/format.ts';
+import { cipherRangeFor, decryptBlobRange, decryptRange, encryptedSize, HEADER_SIZE, SEGMENT_SIZE } from '../crypto/format.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import { CryptoError, S3Error } from '../shared/errors.ts';
 import type { BlobStore, StreamRecord } from '../storage/ports.ts';
@@ -85,8 +85,9 @@ export type PlainWindows = AsyncGenerator<PlainWindow, void, undefined>;
  * The plaintext of an object (or `range` of it), in windows of up to WINDOW_SEGMENTS segments:
  * for each stream the range touches, the blob bytes of each window's segments are read with one
  * call, checked (the blob's header against the copy in metadata when the window starts at the
- * stream's beginning) and decrypted, large windows in the decrypt worker, while the window
- * before it is being sent. Memory per reader stays at two windows whatever the object's size.
+ * stream's beginning) and decrypted, large windows in the crypto worker, while the windows
+ * before them are being sent. Memory per reader stays at READ_AHEAD + 1 windows whatever the
+ * object's size.
  * Every window must be released; the GET path sends each straight from its slot.
  */
 export function plaintextWindows(blobs: BlobStore, dataKey: SecretKey, streams: StreamRecord[], range?: PlainRange, inlineData?: Buffer): PlainWindows {
@@ -110,9 +111,8 @@ export function plaintextWindows(blobs: BlobStore, dataKey: SecretKey, streams: 
   return windowsOf(blobs, dataKey, pieces, inlineData);
 }
 
-/** plaintextWindows as a byte stream, for consumers that keep chunks (each window is copied). */
-export function readPlaintext(blobs: BlobStore, dataKey: SecretKey, streams: StreamRecord[], range?: PlainRange, inlineData?: Buffer): Readable {
-  const windows = plaintextWindows(blobs, dataKey, streams, range, inlineData);
+/** Windows as a byte stream, for consumers that keep chunks (each window is copied, then released). */
+export function readPlaintext(windows: PlainWindows): Readable {
   async function* copies(): AsyncGenerator<Buffer> {
     for await (const w of windows) {
       const copy = Buffer.from(w.data);
@@ -120,7 +120,7 @@ export function readPlaintext(blobs: BlobStore, dataKey: SecretKey, streams: Str
       yield copy;
     }
   }
-  // One window buffered in the stream, one being read and decrypted.
+  // One window buffered in the stream, the next ones being read and decrypted.
   return Readable.from(copies(), { objectMode: true, highWaterMark: 1 });
 }
 
@@ -216,14 +216,9 @@ async function readWindow(
       throw e;
     }
   }
+  // No slot free (or a short range): read and decrypt here.
   const bytes = await blobs.readBytes(s.blobId, range);
-  let cipher = bytes;
-  if (withHeader) {
-    if (bytes.length < HEADER_SIZE || !bytes.subarray(0, HEADER_SIZE).equals(header)) throw new CryptoError();
-    cipher = bytes.subarray(HEADER_SIZE);
-  }
-  const pieces = decryptRange(dataKey, opts, cipher);
-  return { data: pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces), release: NOTHING };
+  return { data: joined(decryptBlobRange(dataKey, opts, bytes, withHeader)), release: NOTHING };
 }
 
 /**
@@ -242,5 +237,9 @@ export function decryptInline(dataKey: SecretKey, s: StreamRecord, inlineData: B
     { streamIndex: s.streamIndex, plainSize: s.plainSize, header, ...(ranged ? { start: range.start, endInclusive: range.end } : {}) },
     inlineData.subarray(cr.cipherStart, cr.cipherEndExclusive),
   );
+  return joined(pieces);
+}
+
+function joined(pieces: Buffer[]): Buffer {
   return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
 }

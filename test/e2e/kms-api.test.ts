@@ -24,7 +24,6 @@ import {
   GetKeyPolicyCommand,
   GetKeyRotationStatusCommand,
   KMSClient,
-  KMSServiceException,
   ListAliasesCommand,
   ListKeyPoliciesCommand,
   ListKeyRotationsCommand,

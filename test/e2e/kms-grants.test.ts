@@ -15,7 +15,6 @@ import {
   EncryptCommand,
   GenerateDataKeyCommand,
   KMSClient,
-  KMSServiceException,
   ListGrantsCommand,
   ListRetirableGrantsCommand,
   PutKeyPolicyCommand,

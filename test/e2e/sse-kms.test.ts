@@ -26,7 +26,6 @@ import {
   ListKeyRotationsCommand,
   EnableKeyRotationCommand,
   type KMSClient,
-  type KMSServiceException,
 } from '@aws-sdk/client-kms';
 import {
   CompleteMultipartUploadCommand,

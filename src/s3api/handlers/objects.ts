@@ -1,5 +1,4 @@
 // Object handlers: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject.
-import type { Readable } from 'node:stream';
 import { S3Error } from '../../shared/errors.ts';
 import type { ObjectRecord } from '../../storage/ports.ts';
 import { checkCopySize, checkUploadSize, hasConfiguredEncryption, type ObjectService } from '../../service/objects.ts';

@@ -6,24 +6,22 @@
 // block size: blob data is staged in page-aligned buffers and the final partial block is padded,
 // then cut off with ftruncate before the file is synced. See docs/performance.md.
 import { constants as fsConstants, promises as fsp } from 'node:fs';
-import { alignedMemory } from '../../shared/aligned-memory.ts';
+import { alignedMemory, PAGE } from '../../shared/aligned-memory.ts';
 
 /** Staging buffer size: one write syscall per MiB of blob. */
-export const STAGE_BYTES = 1024 * 1024;
-/** Alignment of every direct write's offset and length (a multiple of any logical block size). */
-export const DIRECT_ALIGN = 4096;
+const STAGE_BYTES = 1024 * 1024;
 /** Buffers carved from one page-aligned slab. */
 const SLAB_BUFFERS = 4;
 /** Free buffers kept for reuse; more are dropped (their slab is freed once all its buffers are). */
 const MAX_FREE = 32;
 
 /** O_DIRECT on this platform (Linux), or undefined. */
-export const O_DIRECT: number | undefined = (fsConstants as Record<string, number>).O_DIRECT;
+const O_DIRECT: number | undefined = (fsConstants as Record<string, number>).O_DIRECT;
 
 const free: Buffer[] = [];
 
 /** A STAGE_BYTES buffer whose address is page aligned. */
-export function takeStage(): Buffer {
+function takeStage(): Buffer {
   const b = free.pop();
   if (b) return b;
   const slab = Buffer.from(alignedMemory(SLAB_BUFFERS * STAGE_BYTES));
@@ -31,7 +29,7 @@ export function takeStage(): Buffer {
   return slab.subarray(0, STAGE_BYTES);
 }
 
-export function returnStage(b: Buffer): void {
+function returnStage(b: Buffer): void {
   if (free.length < MAX_FREE) free.push(b);
 }
 
@@ -63,8 +61,9 @@ export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ f
 /**
  * Writes a stream of chunks to `fh` through two staging buffers: one fills while the other is
  * being written, so there is at most one write in flight and memory stays at 2 MiB per blob
- * whatever its size. With `direct`, the last block is zero-padded to DIRECT_ALIGN and the file
- * truncated back to its size afterwards.
+ * whatever its size. With `direct`, every write is whole pages (offsets and lengths aligned,
+ * as the device's block size requires): the last one is zero-padded, and the blob file's
+ * commit cuts the padding off.
  */
 export class StagedWriter {
   private stage: Buffer = takeStage();
@@ -107,11 +106,11 @@ export class StagedWriter {
     if (rest.length > 0) await this.push(rest);
   }
 
-  /** Writes what is staged and waits for every write (with O_DIRECT the last page is padded: BlobFile.commit cuts it). */
+  /** Writes what is staged and waits for every write. */
   async finish(): Promise<void> {
     if (this.fill > 0) {
       await this.writing;
-      const len = this.direct ? Math.ceil(this.fill / DIRECT_ALIGN) * DIRECT_ALIGN : this.fill;
+      const len = this.direct ? Math.ceil(this.fill / PAGE) * PAGE : this.fill;
       this.stage.fill(0, this.fill, len);
       this.startWrite(len);
     }

@@ -45,6 +45,14 @@ export class FsBlobStore implements BlobStore {
   }
 
   async init(): Promise<void> {
+    await this.makeFanOut();
+  }
+
+  /**
+   * Makes the blob root and whichever of its 256 fan-out directories are missing, and makes
+   * their entries durable. At the first start; again if one was removed under a running server.
+   */
+  private async makeFanOut(): Promise<void> {
     await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
     const existing = new Set(await fsp.readdir(this.root));
     const missing: string[] = [];
@@ -53,12 +61,15 @@ export class FsBlobStore implements BlobStore {
       if (!existing.has(name)) missing.push(join(this.root, name));
     }
     for (let i = 0; i < missing.length; i += 32) {
-      await Promise.all(missing.slice(i, i + 32).map((d) => fsp.mkdir(d, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EEXIST') throw e;
-      })));
+      await Promise.all(
+        missing.slice(i, i + 32).map((d) =>
+          fsp.mkdir(d, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'EEXIST') throw e;
+          }),
+        ),
+      );
     }
     if (missing.length > 0) await fsyncDir(this.root);
-    for (let i = 0; i < 256; i++) this.madeDirs.add(join(this.root, i.toString(16).padStart(2, '0')));
   }
 
   private dirFor(id: string): string {
@@ -76,49 +87,18 @@ export class FsBlobStore implements BlobStore {
     return join(this.root, id.slice(0, 2), id.slice(2, 4), id);
   }
 
-  /** Fan-out directories known to exist (all 256 after init; one removed under us is made again). */
-  private readonly madeDirs = new Set<string>();
-
-  /** Directories being made: concurrent writes into a new one wait for the same making. */
-  private readonly making = new Map<string, Promise<void>>();
-
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.madeDirs.has(dir)) return;
-    let making = this.making.get(dir);
-    if (!making) {
-      making = this.makeDir(dir).finally(() => this.making.delete(dir));
-      this.making.set(dir, making);
-    }
-    await making;
-  }
-
-  private async makeDir(dir: string): Promise<void> {
-    try {
-      await fsp.mkdir(dir, { mode: 0o700 });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        // The blob root itself is gone (removed under a running server): make it again.
-        await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
-        await fsp.mkdir(dir, { mode: 0o700 }).catch((e2: NodeJS.ErrnoException) => {
-          if (e2.code !== 'EEXIST') throw e2;
-        });
-      } else if (code !== 'EEXIST') throw e;
-    }
-    // The new directory's own entry must be durable before a blob in it is acknowledged.
-    await fsyncDir(this.root);
-    this.madeDirs.add(dir);
-  }
-
   /** False once the file system refused O_DIRECT (tmpfs): then writes go through the page cache. */
   private direct = true;
 
   /** A new blob's temporary file, and how to commit it (durably, as `size` bytes) or drop it. */
   private async openFile(id: string): Promise<BlobFile> {
     const dir = this.dirFor(id);
-    await this.ensureDir(dir);
     const tmp = join(dir, id) + TMP_SUFFIX;
-    const { fh, direct } = await openNewBlob(tmp, this.direct);
+    const { fh, direct } = await openNewBlob(tmp, this.direct).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+      await this.makeFanOut();
+      return openNewBlob(tmp, this.direct);
+    });
     this.direct = direct;
     let open = true;
     const close = async () => {
@@ -185,34 +165,13 @@ export class FsBlobStore implements BlobStore {
     // the cache with memory that is used once (and, on a VM, faulted in from the host first).
     const from = Math.floor(range.start / PAGE) * PAGE;
     const to = Math.ceil(range.end / PAGE) * PAGE;
-    if (this.directReads && want > 0 && to - from <= target.byteLength && isPageAligned(target)) {
-      const fh = await this.openDirect(id);
-      if (fh) {
-        try {
-          let n = 0;
-          while (n < to - from) {
-            const { bytesRead } = await fh.read(target, n, to - from - n, from + n);
-            n += bytesRead;
-            // A short direct read is the end of the file (the next offset would be unaligned).
-            if (bytesRead === 0 || n % PAGE !== 0) break;
-          }
-          const got = Math.max(0, Math.min(n - (range.start - from), want));
-          if (range.start > from && got > 0) target.copyWithin(0, range.start - from, range.start - from + got);
-          return got;
-        } finally {
-          await fh.close();
-        }
-      }
-    }
-    const fh = await this.open(id);
+    const { fh, direct } = await this.openForRead(id, this.directReads && want > 0 && to - from <= target.byteLength && isPageAligned(target));
     try {
-      let n = 0;
-      while (n < want) {
-        const { bytesRead } = await fh.read(target, n, want - n, range.start + n);
-        if (bytesRead === 0) break;
-        n += bytesRead;
-      }
-      return n;
+      if (!direct) return await readAt(fh, target, want, range.start, false);
+      const skip = range.start - from;
+      const got = Math.max(0, Math.min((await readAt(fh, target, to - from, from, true)) - skip, want));
+      if (skip > 0 && got > 0) target.copyWithin(0, skip, skip + got);
+      return got;
     } finally {
       await fh.close();
     }
@@ -221,24 +180,21 @@ export class FsBlobStore implements BlobStore {
   /** False once the file system refused O_DIRECT for a read. */
   private directReads = true;
 
-  private async openDirect(id: string): Promise<FileHandle | undefined> {
-    let fh: FileHandle | undefined;
+  /** Opens a blob for reading (where the earlier layout kept it, if not here), with O_DIRECT when asked and allowed. */
+  private async openForRead(id: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
+    const open = async (path: string) => {
+      if (tryDirect) {
+        const fh = await openDirectForRead(path);
+        if (fh) return { fh, direct: true };
+        this.directReads = false;
+      }
+      return { fh: await fsp.open(path, 'r'), direct: false };
+    };
     try {
-      fh = await openDirectForRead(this.pathFor(id));
+      return await open(this.pathFor(id));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      fh = await openDirectForRead(this.legacyPathFor(id));
-    }
-    if (!fh) this.directReads = false;
-    return fh;
-  }
-
-  private async open(id: string): Promise<FileHandle> {
-    try {
-      return await fsp.open(this.pathFor(id), 'r');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      return await fsp.open(this.legacyPathFor(id), 'r');
+      return await open(this.legacyPathFor(id));
     }
   }
 
@@ -344,4 +300,16 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Reads up to `length` bytes at `position` into `target`; fewer at the end of the file. */
+async function readAt(fh: FileHandle, target: Uint8Array, length: number, position: number, direct: boolean): Promise<number> {
+  let n = 0;
+  while (n < length) {
+    const { bytesRead } = await fh.read(target, n, length - n, position + n);
+    n += bytesRead;
+    // A short direct read is the end of the file too (the next offset would be unaligned).
+    if (bytesRead === 0 || (direct && n % PAGE !== 0)) break;
+  }
+  return n;
 }

@@ -28,17 +28,20 @@ import { UploadGoneError } from '../ports.ts';
 import type { AuditAppend, AuditQuery, AuditRecord } from '../ports.ts';
 import { chainHash, GENESIS_HASH } from '../../shared/audit-chain.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS buckets (
-  name TEXT PRIMARY KEY, created_at INTEGER NOT NULL, location TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS objects (
+/** The objects table's columns (also used to rebuild older databases' table). */
+const OBJECTS_COLUMNS = `
   bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
   size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
   content_type TEXT NOT NULL, headers TEXT NOT NULL, user_metadata TEXT NOT NULL,
   sse TEXT NOT NULL, master_key_version INTEGER NOT NULL, streams TEXT NOT NULL,
   parts_count INTEGER NOT NULL, checksum TEXT, inline_data BLOB,
-  PRIMARY KEY (bucket, key));
+  PRIMARY KEY (bucket, key)`;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS buckets (
+  name TEXT PRIMARY KEY, created_at INTEGER NOT NULL, location TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS objects (${OBJECTS_COLUMNS});
 CREATE INDEX IF NOT EXISTS objects_mkv ON objects (master_key_version);
 CREATE TABLE IF NOT EXISTS object_blobs (
   blob_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL);
@@ -311,6 +314,12 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly walPath: string;
   private walFd: Promise<number> | undefined;
 
+  /** Schema upgrade of a database made by an earlier version: adds `column` unless it is there. */
+  private addColumnIfMissing(table: string, column: string, type: string): void {
+    if (this.db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all().some((c) => c.name === column)) return;
+    this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+  }
+
   constructor(path: string) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
@@ -333,36 +342,22 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.exec(KMS_SCHEMA);
     this.db.exec(AUDIT_SCHEMA);
     // Databases created before uploads recorded the requested SSE header.
-    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_sse')) {
-      this.db.exec('ALTER TABLE uploads ADD COLUMN requested_sse TEXT');
-    }
+    this.addColumnIfMissing('uploads', 'requested_sse', 'TEXT');
     // Databases created before uploads recorded the requested SSE-KMS key id.
-    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(uploads)').all().some((c) => c.name === 'requested_kms_key_id')) {
-      this.db.exec('ALTER TABLE uploads ADD COLUMN requested_kms_key_id TEXT');
-    }
+    this.addColumnIfMissing('uploads', 'requested_kms_key_id', 'TEXT');
     // Databases created before buckets had a default encryption configuration.
-    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(buckets)').all().some((c) => c.name === 'encryption')) {
-      this.db.exec('ALTER TABLE buckets ADD COLUMN encryption TEXT');
-    }
+    this.addColumnIfMissing('buckets', 'encryption', 'TEXT');
     // Databases created before small objects were kept inline.
-    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(objects)').all().some((c) => c.name === 'inline_data')) {
-      this.db.exec('ALTER TABLE objects ADD COLUMN inline_data BLOB');
-    }
+    this.addColumnIfMissing('objects', 'inline_data', 'BLOB');
     // Databases whose objects table was WITHOUT ROWID: rows that carry a small object's
     // ciphertext (up to 32 KiB) overflow a WITHOUT ROWID B-tree's leaves, and point lookups
     // cost 2 to 3 times more than in a rowid table. Rebuilt once, in one transaction.
     const objectsSql = this.db.prepare<[], { sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'objects'").get()?.sql ?? '';
     if (/WITHOUT\s+ROWID/i.test(objectsSql)) {
       this.db.transaction(() => {
-        this.db.exec(`CREATE TABLE objects_rowid (
-          bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
-          size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
-          content_type TEXT NOT NULL, headers TEXT NOT NULL, user_metadata TEXT NOT NULL,
-          sse TEXT NOT NULL, master_key_version INTEGER NOT NULL, streams TEXT NOT NULL,
-          parts_count INTEGER NOT NULL, checksum TEXT, inline_data BLOB,
-          PRIMARY KEY (bucket, key));
-        INSERT INTO objects_rowid (bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data)
-          SELECT bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data FROM objects;
+        const names = 'bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data';
+        this.db.exec(`CREATE TABLE objects_rowid (${OBJECTS_COLUMNS});
+        INSERT INTO objects_rowid (${names}) SELECT ${names} FROM objects;
         DROP TABLE objects;
         ALTER TABLE objects_rowid RENAME TO objects;
         CREATE INDEX IF NOT EXISTS objects_mkv ON objects (master_key_version);`);
