@@ -9,7 +9,8 @@
 // as much as the thread: a fresh ArrayBuffer per window (or per transfer) makes V8 count a MiB
 // of new external memory each time and run full garbage collections to match, which cost more
 // than the decryption itself.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../shared/module-worker.ts';
 import { shareSlabsWith, type Slot } from '../shared/slots.ts';
 import { CryptoError } from '../shared/errors.ts';
 import type { DecryptJob, DecryptReply } from './crypto-worker.ts';
@@ -41,18 +42,7 @@ function unlisten(id: number, w: Worker): void {
 }
 
 function startWorker(): Worker {
-  const here = import.meta.url;
-  let w: Worker;
-  if (here.endsWith('.ts')) {
-    // Running the TypeScript sources (tests, a checkout without a build): the worker registers
-    // the same loader before it imports its entry.
-    const entry = new URL('./crypto-worker.ts', here).href;
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const src = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-    w = new Worker(src, { eval: true });
-  } else {
-    w = new Worker(new URL('./crypto-worker.js', here));
-  }
+  const w = startModuleWorker(import.meta.url, './crypto-worker');
   const unshare = shareSlabsWith((m) => w.postMessage(m));
   w.on('message', (m: DecryptReply) => listeners.get(w)?.get(m.id)?.onMessage(m));
   const fail = (err: Error) => {

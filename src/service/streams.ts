@@ -3,25 +3,25 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { decryptInSlot, WINDOW_SEGMENTS } from '../crypto/crypto-offload.ts';
+import { OffloadedMd5 } from '../crypto/md5-offload.ts';
 import { returnSlot, takeSlot } from '../shared/slots.ts';
 import { cipherRangeFor, decryptBlobRange, decryptRange, encryptedSize, HEADER_SIZE, SEGMENT_SIZE } from '../crypto/format.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import { CryptoError, S3Error } from '../shared/errors.ts';
 import type { BlobStore, StreamRecord } from '../storage/ports.ts';
-import { OffloadedHash } from './hash-offload.ts';
 
 /** Streams at least this long hash MD5 in the worker thread; shorter ones inline (latency). */
 export const OFFLOAD_MIN_BYTES = 1024 * 1024;
 
 /**
  * Counts bytes and computes the MD5 of what passes; fails past `limit` bytes. For streams
- * expected to be large the MD5 runs in a worker thread (hash-offload.ts) in parallel with the
+ * expected to be large the MD5 runs in a worker thread (md5-offload.ts) in parallel with the
  * cipher downstream.
  */
 export class Meter extends Transform {
   bytes = 0;
   private readonly hash?: Hash;
-  private readonly offloaded?: OffloadedHash;
+  private readonly offloaded?: OffloadedMd5;
   private digest?: Promise<Buffer>;
 
   constructor(
@@ -29,7 +29,7 @@ export class Meter extends Transform {
     expectedLength = 0,
   ) {
     super();
-    if (expectedLength >= OFFLOAD_MIN_BYTES) this.offloaded = new OffloadedHash('md5');
+    if (expectedLength >= OFFLOAD_MIN_BYTES) this.offloaded = new OffloadedMd5();
     else this.hash = createHash('md5');
   }
 
@@ -47,6 +47,14 @@ export class Meter extends Transform {
     const wait = this.offloaded!.update(chunk);
     if (wait) wait.then(() => cb(null, chunk), cb);
     else cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    // Ask for the digest as soon as the last byte has passed: the worker finishes it while the
+    // blob is being made durable, not after.
+    if (this.offloaded) this.digest ??= this.offloaded.digest();
+    this.digest?.catch(() => {}); // awaited through md5(); never unhandled
+    cb();
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {

@@ -1,0 +1,234 @@
+// MD5 (the SSE-S3 ETag) off the main thread. Per byte, MD5 costs about five times what
+// AES-GCM does, and nothing makes one MD5 faster: it is one chain of dependent operations. So
+// large uploads hash in a worker thread (md5-worker.ts) in parallel with encryption and I/O, and
+// there concurrent uploads hash together, several streams per SIMD pass (md5-lanes.ts): about
+// three times OpenSSL's rate for one stream once four uploads are in flight.
+//
+// An upload's bytes are copied once, into a slot of a memory shared with the worker (the
+// WebAssembly memory the worker hashes in); the slot is sent by number when full and comes back
+// when hashed. Bytes in flight per upload are bounded, so a slow worker applies backpressure,
+// not memory growth; when every slot is taken, partly filled ones are sent as they are and the
+// writer waits for one to come back.
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../shared/module-worker.ts';
+import { CONTROL_BYTES } from './md5-lanes.ts';
+import type { FromMd5Worker, Md5WorkerData, ToMd5Worker } from './md5-worker.ts';
+
+/** Bytes allowed in flight to the worker per upload before `update` makes the caller wait. */
+const MAX_IN_FLIGHT = 2 * 1024 * 1024;
+const SLOT_BYTES = 256 * 1024;
+/** 32 MiB of address space; only slots in use are touched (free ones are reused last-in first). */
+const SLOTS = 128;
+/** The worker's control area (md5-lanes.ts) has the first 64 KiB page; slots follow. */
+const SLOTS_AT = 65536;
+if (CONTROL_BYTES > SLOTS_AT) throw new Error('md5 control area overlaps the slots');
+
+class Md5Pool {
+  private readonly worker: Worker;
+  readonly bytes: Buffer;
+  private readonly free: number[] = [];
+  private slotWaiters: (() => void)[] = [];
+  private nextId = 1;
+  private readonly hashes = new Map<number, OffloadedMd5>();
+  /** Uploads holding a partly filled slot. */
+  readonly filling = new Set<OffloadedMd5>();
+
+  constructor() {
+    const pages = (SLOTS_AT + SLOTS * SLOT_BYTES) / 65536;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.bytes = Buffer.from(memory.buffer as ArrayBuffer);
+    for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);
+    const data: Md5WorkerData = { memory, slotsAt: SLOTS_AT, slotBytes: SLOT_BYTES };
+    this.worker = startModuleWorker(import.meta.url, './md5-worker', { workerData: data });
+    this.worker.on('message', (m: FromMd5Worker) => {
+      if (m.t === 'a') {
+        this.free.push(m.slot);
+        this.hashes.get(m.id)?.acked(m.n);
+        const w = this.slotWaiters;
+        this.slotWaiters = [];
+        for (const f of w) f();
+      } else {
+        const h = this.hashes.get(m.id);
+        this.drop(m.id);
+        h?.done(Buffer.from(m.d.buffer, m.d.byteOffset, m.d.byteLength));
+      }
+    });
+    const fail = (err: Error) => {
+      if (pool === this) pool = undefined;
+      for (const h of this.hashes.values()) h.fail(err);
+      this.hashes.clear();
+      for (const f of this.slotWaiters) f();
+      this.slotWaiters = [];
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', () => fail(new Error('md5 worker exited')));
+    // Unref last: attaching listeners refs the worker's port again.
+    this.worker.unref();
+  }
+
+  register(h: OffloadedMd5): number {
+    const id = this.nextId++;
+    this.hashes.set(id, h);
+    // Referenced while a hash is open (its digest is awaited), unreferenced when idle.
+    if (this.hashes.size === 1) this.worker.ref();
+    return id;
+  }
+
+  private drop(id: number): void {
+    if (this.hashes.delete(id) && this.hashes.size === 0) this.worker.unref();
+  }
+
+  post(m: ToMd5Worker): void {
+    this.worker.postMessage(m);
+  }
+
+  forget(id: number): void {
+    this.drop(id);
+    this.post({ t: 'x', id });
+  }
+
+  takeSlot(): number | undefined {
+    return this.free.pop();
+  }
+
+  returnSlot(slot: number): void {
+    this.free.push(slot);
+  }
+
+  /** Sends every partly filled slot and resolves when a slot comes back. */
+  slotReturned(): Promise<void> {
+    for (const h of [...this.filling]) h.send();
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+let pool: Md5Pool | undefined;
+
+/** An MD5 computed in the worker thread. */
+export class OffloadedMd5 {
+  private readonly pool: Md5Pool;
+  private readonly id: number;
+  private inFlight = 0;
+  private waiters: (() => void)[] = [];
+  private slot: number | undefined;
+  private filled = 0;
+  private result?: Promise<Buffer>;
+  private resolveDigest?: (d: Buffer) => void;
+  private rejectDigest?: (e: Error) => void;
+  private failed?: Error;
+
+  constructor() {
+    this.pool = pool ??= new Md5Pool();
+    this.id = this.pool.register(this);
+  }
+
+  /** Copies `chunk` for the worker; resolves at once unless too much is already in flight. */
+  update(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.failed) throw this.failed;
+    const off = this.copy(chunk, 0);
+    if (off < chunk.byteLength) return this.copyLater(chunk, off);
+    return this.inFlight > MAX_IN_FLIGHT ? this.drained() : undefined;
+  }
+
+  /** Copies from `off` into slots while there are free ones; returns where it stopped. */
+  private copy(chunk: Uint8Array, off: number): number {
+    while (off < chunk.byteLength) {
+      if (this.slot === undefined) {
+        this.slot = this.pool.takeSlot();
+        if (this.slot === undefined) return off;
+        this.filled = 0;
+        this.pool.filling.add(this);
+      }
+      const n = Math.min(chunk.byteLength - off, SLOT_BYTES - this.filled);
+      // Buffer#copy is a plain memmove; TypedArray#set into shared memory is a slower word-by-word copy.
+      Buffer.prototype.copy.call(chunk, this.pool.bytes, SLOTS_AT + this.slot * SLOT_BYTES + this.filled, off, off + n);
+      this.filled += n;
+      off += n;
+      if (this.filled === SLOT_BYTES) this.send();
+    }
+    return off;
+  }
+
+  private async copyLater(chunk: Uint8Array, off: number): Promise<void> {
+    while (off < chunk.byteLength) {
+      await this.pool.slotReturned();
+      if (this.failed) throw this.failed;
+      off = this.copy(chunk, off);
+    }
+    if (this.inFlight > MAX_IN_FLIGHT) await this.drained();
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** @internal Sends the slot being filled, if it holds anything. */
+  send(): void {
+    if (this.slot === undefined || this.filled === 0) return;
+    this.pool.post({ t: 'u', id: this.id, slot: this.slot, n: this.filled });
+    this.inFlight += this.filled;
+    this.pool.filling.delete(this);
+    this.slot = undefined;
+    this.filled = 0;
+  }
+
+  /** @internal */
+  acked(n: number): void {
+    this.inFlight -= n;
+    if (this.inFlight <= MAX_IN_FLIGHT / 2 && this.waiters.length) this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  digest(): Promise<Buffer> {
+    if (!this.result) {
+      this.result = new Promise<Buffer>((resolve, reject) => {
+        this.resolveDigest = resolve;
+        this.rejectDigest = reject;
+      });
+      if (this.failed) this.rejectDigest!(this.failed);
+      else {
+        this.send();
+        this.pool.post({ t: 'e', id: this.id });
+      }
+    }
+    return this.result;
+  }
+
+  /** Drops the hash (e.g. the upload failed). */
+  discard(): void {
+    if (this.slot !== undefined) {
+      this.pool.filling.delete(this);
+      this.pool.returnSlot(this.slot);
+      this.slot = undefined;
+    }
+    if (!this.result) this.pool.forget(this.id);
+  }
+
+  /** @internal */
+  done(d: Buffer): void {
+    this.resolveDigest?.(d);
+  }
+
+  /** @internal */
+  fail(e: Error): void {
+    this.failed = e;
+    this.rejectDigest?.(e);
+    this.wake();
+  }
+}
+
+/** Stops the worker (tests, shutdown); the next hash starts a new one. */
+export async function stopMd5Worker(): Promise<void> {
+  const p = pool;
+  pool = undefined;
+  if (p) await p.terminate();
+}

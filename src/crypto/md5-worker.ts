@@ -1,0 +1,186 @@
+// The MD5 worker thread (see md5-offload.ts). Uploads' bytes arrive as batches in slots of a
+// shared memory; this thread hashes them where they lie with md5-lanes.ts: up to LANES uploads
+// advance together in one SIMD pass, a lone upload goes through the scalar function. Between
+// passes it returns to its event loop, so uploads that send a batch meanwhile join the next
+// one, and a pass with room for more waits a little for them (shouldWait).
+import { parentPort, workerData } from 'node:worker_threads';
+import { LANES, Md5Lanes, newMd5State, type Md5State } from './md5-lanes.ts';
+
+export type ToMd5Worker =
+  /** A batch: `n` bytes of stream `id` at the start of `slot`. */
+  | { t: 'u'; id: number; slot: number; n: number }
+  /** The stream has ended: send its digest once every batch is hashed. */
+  | { t: 'e'; id: number }
+  /** Drop the stream (its upload failed). */
+  | { t: 'x'; id: number };
+
+export type FromMd5Worker = { t: 'a'; id: number; slot: number; n: number } | { t: 'd'; id: number; d: Uint8Array };
+
+export interface Md5WorkerData {
+  memory: WebAssembly.Memory;
+  /** Where the slots start, and their size. */
+  slotsAt: number;
+  slotBytes: number;
+}
+
+/** Blocks per lane in one pass (64 KiB): a pass takes ~0.1 ms, then messages get a turn. */
+const MAX_BLOCKS = 1024;
+
+interface Batch {
+  slot: number;
+  n: number;
+  /** Absolute offsets in the memory: the next byte to hash, and the batch's end. */
+  pos: number;
+  end: number;
+}
+
+interface Stream {
+  id: number;
+  state: Md5State;
+  batches: Batch[];
+  /** Bytes short of a whole block, carried from one batch to the next (and to the padding). */
+  carry: Uint8Array;
+  carried: number;
+  ending: boolean;
+}
+
+const { memory, slotsAt, slotBytes } = workerData as Md5WorkerData;
+const bytes = new Uint8Array(memory.buffer as ArrayBufferLike);
+const md5 = new Md5Lanes(memory, 0);
+const streams = new Map<number, Stream>();
+const port = parentPort!;
+
+function post(m: FromMd5Worker): void {
+  port.postMessage(m);
+}
+
+function done(s: Stream, b: Batch): void {
+  s.batches.shift();
+  post({ t: 'a', id: s.id, slot: b.slot, n: b.n });
+}
+
+/**
+ * Brings the stream's first batch to a whole block at its read position, moving what is short
+ * of a block into the carry (and hashing the carry once it fills). False when there is none.
+ */
+function ready(s: Stream): boolean {
+  while (s.batches.length > 0) {
+    const b = s.batches[0]!;
+    if (s.carried > 0) {
+      const take = Math.min(64 - s.carried, b.end - b.pos);
+      s.carry.set(bytes.subarray(b.pos, b.pos + take), s.carried);
+      s.carried += take;
+      b.pos += take;
+      if (s.carried === 64) {
+        md5.block(s.state, s.carry);
+        s.carried = 0;
+      }
+    }
+    const left = b.end - b.pos;
+    if (left >= 64) return true;
+    s.carry.set(bytes.subarray(b.pos, b.end), s.carried);
+    s.carried += left;
+    b.pos = b.end;
+    done(s, b);
+  }
+  return false;
+}
+
+let scheduled = false;
+/** When the current wait for company began, and the timer that ends it. */
+let gatherSince: number | undefined;
+let gatherTimer: NodeJS.Timeout | undefined;
+/** At ~300 MB/s a 256 KiB batch arrives every ~0.9 ms. */
+const GATHER_MS = 4;
+/** Half the bytes an upload may have in flight (md5-offload.ts) before its writer waits. */
+const BACKLOG = 1024 * 1024;
+
+function schedule(): void {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(pass);
+  }
+}
+
+/** One pass: a SIMD step over the uploads with whole blocks waiting, digests of ended ones. */
+function pass(): void {
+  scheduled = false;
+  const waiting: Stream[] = [];
+  for (const s of streams.values()) {
+    if (ready(s)) waiting.push(s);
+    else if (s.ending) {
+      const d = md5.finish(s.state, s.carry.subarray(0, s.carried));
+      streams.delete(s.id);
+      post({ t: 'd', id: s.id, d });
+    }
+  }
+  if (waiting.length === 0) return;
+  if (shouldWait(waiting)) return;
+  // The uploads with the most bytes waiting go first; the rest wait a pass.
+  gatherSince = undefined;
+  if (waiting.length > LANES) waiting.sort((a, b) => queued(b) - queued(a)).length = LANES;
+  let blocks = MAX_BLOCKS;
+  for (const s of waiting) blocks = Math.min(blocks, Math.floor((s.batches[0]!.end - s.batches[0]!.pos) / 64));
+  if (waiting.length === 1) md5.one(waiting[0]!.state, waiting[0]!.batches[0]!.pos, blocks);
+  else
+    md5.lanes(
+      waiting.map((s) => s.state),
+      waiting.map((s) => s.batches[0]!.pos),
+      blocks,
+    );
+  for (const s of waiting) s.batches[0]!.pos += blocks * 64;
+  schedule();
+}
+
+/**
+ * Whether the waiting streams should wait for company: a pass costs about the same for one
+ * stream as for LANES. An upload sends bytes for only part of its life (the rest is making its
+ * blob durable and committing), so at any moment few of the uploads in flight have bytes here;
+ * waiting a few milliseconds lets more of them join. The wait costs nothing as long as the
+ * digests are ready when their blobs are durable: a digest is asked for as soon as its upload's
+ * body has arrived, and needed only after the blob's fsync. Nobody waits once LANES streams have
+ * blocks, when one stream's backlog could hold its writer up, or when the only stream here has
+ * ended (no company is coming).
+ */
+function shouldWait(waiting: Stream[]): boolean {
+  if (waiting.length >= LANES) return false;
+  for (const s of waiting) if (queued(s) >= BACKLOG || (s.ending && streams.size === 1)) return false;
+  const now = performance.now();
+  gatherSince ??= now;
+  if (now - gatherSince >= GATHER_MS) return false;
+  gatherTimer ??= setTimeout(() => {
+    gatherTimer = undefined;
+    schedule();
+  }, GATHER_MS);
+  return true;
+}
+
+function queued(s: Stream): number {
+  let n = 0;
+  for (const b of s.batches) n += b.end - b.pos;
+  return n;
+}
+
+function streamOf(id: number): Stream {
+  let s = streams.get(id);
+  if (!s) {
+    s = { id, state: newMd5State(), batches: [], carry: new Uint8Array(64), carried: 0, ending: false };
+    streams.set(id, s);
+  }
+  return s;
+}
+
+port.on('message', (m: ToMd5Worker) => {
+  if (m.t === 'u') {
+    const pos = slotsAt + m.slot * slotBytes;
+    streamOf(m.id).batches.push({ slot: m.slot, n: m.n, pos, end: pos + m.n });
+  } else if (m.t === 'e') {
+    streamOf(m.id).ending = true;
+  } else {
+    const s = streams.get(m.id);
+    streams.delete(m.id);
+    for (const b of s?.batches ?? []) post({ t: 'a', id: m.id, slot: b.slot, n: b.n });
+    return;
+  }
+  schedule();
+});
