@@ -244,6 +244,7 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
       abort.abort();
       await listeners.close();
       await rewrapping;
+      await blobs.close();
       await meta.close();
     },
   };

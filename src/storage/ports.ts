@@ -12,7 +12,9 @@ export interface BlobRange {
 export interface BlobStore {
   /**
    * Stream `source` into a new blob `id`. Resolves only once the bytes are durable (fsync'd)
-   * and visible under `id`; on any failure (including `signal` abort) nothing remains.
+   * and readable under `id`; on any failure (including `signal` abort) nothing remains. A
+   * write a crash interrupts may leave a blob that nothing refers to (the owner's start-up
+   * sweep of unreferenced blobs removes it) or a leftover for sweepIncomplete.
    */
   write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }>;
   /**
@@ -35,6 +37,8 @@ export interface BlobStore {
   list(): AsyncIterable<string>;
   /** Remove leftovers of interrupted writes; returns how many were removed. */
   sweepIncomplete(): Promise<number>;
+  /** Releases what the store holds open (after the last write has settled). */
+  close(): Promise<void>;
 }
 
 export type SseMode = 'SSE-S3' | 'SSE-KMS' | 'SSE-C';

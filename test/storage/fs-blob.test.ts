@@ -25,7 +25,11 @@ async function makeFsStore(): Promise<{ store: FsBlobStore; dir: string; cleanup
   const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
   const store = new FsBlobStore(dir);
   await store.init();
-  return { store, dir, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { store, dir, cleanup };
 }
 
 blobStoreConformance('FsBlobStore', makeFsStore);
@@ -64,7 +68,7 @@ describe('FsBlobStore specifics', () => {
     }
   });
 
-  test('a .partial file left by an interrupted write is invisible and removed by sweepIncomplete', async () => {
+  test('a .partial file (earlier builds wrote through them) left by an interrupted write is invisible and removed by sweepIncomplete', async () => {
     const { store, cleanup } = await makeFsStore();
     try {
       const complete = newBlobId();

@@ -8,8 +8,14 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { alignedMemory, PAGE } from '../../shared/aligned-memory.ts';
 
-/** Staging buffer size: one write syscall per MiB of blob. */
+/** Staging buffer size: at most one write syscall per MiB of blob. */
 const STAGE_BYTES = 1024 * 1024;
+/**
+ * While no write is in flight, what is staged is written once it reaches this much, without
+ * waiting for the stage to fill: the device works while the upload is still arriving, and
+ * little is left to write when it ends.
+ */
+const EARLY_BYTES = 256 * 1024;
 /** Buffers carved from one page-aligned slab. */
 const SLAB_BUFFERS = 4;
 /** Free buffers kept for reuse; more are dropped (their slab is freed once all its buffers are). */
@@ -60,8 +66,8 @@ export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ f
 
 /**
  * Writes a stream of chunks to `fh` through two staging buffers: one fills while the other is
- * being written, so there is at most one write in flight and memory stays at 2 MiB per blob
- * whatever its size. With `direct`, every write is whole pages (offsets and lengths aligned,
+ * being written (a full stage, or whatever was staged when the device became idle: EARLY_BYTES),
+ * so there is at most one write in flight and memory stays at 2 MiB per blob whatever its size. With `direct`, every write is whole pages (offsets and lengths aligned,
  * as the device's block size requires): the last one is zero-padded, and the blob file's
  * commit cuts the padding off.
  */
@@ -97,6 +103,7 @@ export class StagedWriter {
         this.startWrite(STAGE_BYTES);
       }
     }
+    if (!this.writing && this.fill >= EARLY_BYTES) this.startWrite(this.direct ? this.fill - (this.fill % PAGE) : this.fill);
     return undefined;
   }
 
@@ -117,12 +124,17 @@ export class StagedWriter {
     await this.writing;
   }
 
-  /** Starts writing the current stage (`len` bytes of it) and switches to the spare one. */
+  /**
+   * Starts writing the first `len` bytes of the current stage and switches to the spare one,
+   * moving what was staged beyond `len` (less than a page, for an early write) to its start.
+   */
   private startWrite(len: number): void {
     const buf = this.stage;
     const at = this.position;
     this.position += len;
-    this.fill = 0;
+    const rest = Math.max(0, this.fill - len);
+    if (rest > 0) buf.copy(this.spare!, 0, len, this.fill);
+    this.fill = rest;
     const p: Promise<void> = writeAll(this.fh, buf, len, at).then(() => {
       if (this.writing === p) this.writing = undefined;
       if (this.released) returnStage(buf);

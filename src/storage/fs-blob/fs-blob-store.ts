@@ -2,13 +2,20 @@
 // user's key), fanned out over 256 directories named by the first byte of the id in hex
 // (`blobs/9f/<id>`), all made when the store is first opened: making a directory costs a
 // journal transaction and a directory fsync, which made every first write into one 20%
-// slower. 256 keep directories small up to tens of millions of blobs. A write goes to a
-// temporary file (with O_DIRECT where the file system allows, see direct-io.ts), is fsync'd,
-// renamed into place and the directory fsync'd, so a blob id is either absent or whole.
+// slower. 256 keep directories small up to tens of millions of blobs.
+//
+// A write creates the file under its final name (O_EXCL; with O_DIRECT where the file system
+// allows, see direct-io.ts) and makes the new directory entry durable while the data is being
+// written; it resolves once the data and the file's size are durable too (fdatasync). Blob ids
+// are fresh for every write, and the metadata refers to a blob only after its write resolved:
+// a blob a crash interrupted is one nothing refers to, and the start-up sweep of unreferenced
+// blobs removes it. (Writing to a temporary name and renaming it would put a rename and a
+// directory fsync after the data, on every upload's critical path, for no extra safety.)
 //
 // Data directories made before the single-level layout keep blobs at `blobs/Ab/cd/<id>`: they
 // are still found (reads, size, delete and listing fall back to that path), and new blobs go to
-// the new one.
+// the new one. Those versions also wrote through `<id>.partial` files: sweepIncomplete removes
+// any such leftover.
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { addAbortListener } from 'node:events';
@@ -35,6 +42,7 @@ interface BlobFile {
 }
 
 const ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
+/** Suffix of the temporary files earlier versions wrote through (sweepIncomplete removes leftovers). */
 const TMP_SUFFIX = '.partial';
 
 export class FsBlobStore implements BlobStore {
@@ -72,6 +80,25 @@ export class FsBlobStore implements BlobStore {
     if (missing.length > 0) await fsyncDir(this.root);
   }
 
+  /** Open handles of the fan-out directories, for their fsyncs: one call each instead of three. */
+  private readonly dirHandles = new Map<string, Promise<FileHandle>>();
+
+  private async syncDir(dir: string): Promise<void> {
+    let h = this.dirHandles.get(dir);
+    if (!h) {
+      h = fsp.open(dir, 'r');
+      this.dirHandles.set(dir, h);
+      h.catch(() => this.dirHandles.delete(dir));
+    }
+    await (await h).sync();
+  }
+
+  async close(): Promise<void> {
+    const handles = [...this.dirHandles.values()];
+    this.dirHandles.clear();
+    await Promise.allSettled(handles.map(async (h) => (await h).close()));
+  }
+
   private dirFor(id: string): string {
     if (!ID_RE.test(id)) throw new Error('invalid blob id');
     return join(this.root, fanOut(id));
@@ -90,20 +117,27 @@ export class FsBlobStore implements BlobStore {
   /** False once the file system refused O_DIRECT (tmpfs): then writes go through the page cache. */
   private direct = true;
 
-  /** A new blob's temporary file, and how to commit it (durably, as `size` bytes) or drop it. */
+  /** A new blob's file, and how to commit it (durably, as `size` bytes) or drop it. */
   private async openFile(id: string): Promise<BlobFile> {
     const dir = this.dirFor(id);
-    const tmp = join(dir, id) + TMP_SUFFIX;
-    const { fh, direct } = await openNewBlob(tmp, this.direct).catch(async (e: NodeJS.ErrnoException) => {
+    const path = join(dir, id);
+    const { fh, direct } = await openNewBlob(path, this.direct).catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
       await this.makeFanOut();
-      return openNewBlob(tmp, this.direct);
+      void this.dirHandles.get(dir)?.then((h) => h.close(), () => {});
+      this.dirHandles.delete(dir);
+      return openNewBlob(path, this.direct);
     });
     this.direct = direct;
+    // The directory entry becomes durable while the data is written, not after it.
+    const entry = this.syncDir(dir);
+    entry.catch(() => {}); // awaited by commit and abort
     let open = true;
     const close = async () => {
-      if (open) await fh.close();
-      open = false;
+      if (open) {
+        open = false;
+        await fh.close();
+      }
     };
     return {
       direct,
@@ -111,13 +145,14 @@ export class FsBlobStore implements BlobStore {
       async commit(size: number): Promise<void> {
         if (direct) await fh.truncate(size);
         await fh.datasync();
-        await close();
-        await fsp.rename(tmp, join(dir, id));
-        await fsyncDir(dir);
+        await entry;
+        // Durable now: closing is not on the upload's path (a close error cannot undo that).
+        close().catch(() => {});
       },
       async abort(): Promise<void> {
         await close().catch(() => {});
-        await fsp.rm(tmp, { force: true });
+        await entry.catch(() => {});
+        await fsp.rm(path, { force: true });
       },
     };
   }
