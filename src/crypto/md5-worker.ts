@@ -87,7 +87,7 @@ function ready(s: Stream): boolean {
 }
 
 let scheduled = false;
-/** When the current wait for company began, and the timer that ends it. */
+/** When the current wait for company began (passes then run until nothing is left), and the timer that ends it. */
 let gatherSince: number | undefined;
 let gatherTimer: NodeJS.Timeout | undefined;
 /** At ~300 MB/s a 256 KiB batch arrives every ~0.9 ms. */
@@ -114,10 +114,12 @@ function pass(): void {
       post({ t: 'd', id: s.id, d });
     }
   }
-  if (waiting.length === 0) return;
+  if (waiting.length === 0) {
+    gatherSince = undefined; // idle: the next batch starts a new wait for company
+    return;
+  }
   if (shouldWait(waiting)) return;
   // The uploads with the most bytes waiting go first; the rest wait a pass.
-  gatherSince = undefined;
   if (waiting.length > LANES) waiting.sort((a, b) => queued(b) - queued(a)).length = LANES;
   let blocks = MAX_BLOCKS;
   for (const s of waiting) blocks = Math.min(blocks, Math.floor((s.batches[0]!.end - s.batches[0]!.pos) / 64));
