@@ -246,11 +246,9 @@ export class EncryptStream extends Transform {
 
   #segment(final: boolean, n: number): void {
     let input = this.#queue.take(n);
-    if (input.length > 2) {
+    if (input.length > 1) {
       // Small input chunks (TLS delivers 16 KiB at a time) would each cost a cipher call, an
-      // output buffer and a trip down the pipeline; one copy into the scratch costs less. A
-      // segment that straddles two chunks (plain HTTP delivers 64 KiB at a time, not aligned
-      // to segments) is sealed from both as they are: copying it would touch every byte again.
+      // output buffer and a trip down the pipeline; one copy into the scratch costs less.
       const scratch = (this.#scratch ??= Buffer.allocUnsafe(SEGMENT_SIZE));
       let at = 0;
       for (const p of input) at += p.copy(scratch, at);
