@@ -5,7 +5,8 @@
 //   --mode perf       Linux perf on every thread of the server (native code: OpenSSL's MD5/AES/
 //                     SHA assembly, the kernel's copies, page faults and fsync), by thread and symbol
 //   --mode none       just the workload (for experiments, e.g. with UV_THREADPOOL_SIZE=16)
-//   --workload put1m | get1m | put4k | get4k     (default put1m: 1 MiB PUT at concurrency 8)
+//   --workload put1m | get1m | put4k | get4k | put256m | get256m   (default put1m: 1 MiB PUT at
+//              concurrency 8; 256 MiB ones one at a time, bodies streamed)
 //   --seconds 10
 //
 //   node --import tsx bench/profile.ts --mode perf --workload put1m
@@ -16,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { S3Client } from './lib/client.ts';
-import { KiB, MiB, randomPayload } from './lib/payload.ts';
+import { KiB, MiB, patternChunks, randomPayload } from './lib/payload.ts';
 import { COFFER_ACCESS_KEY, COFFER_SECRET_KEY, cofferVersion, startCofferProcess, type Running } from './lib/targets.ts';
 import { BUCKET, idleWaitMs, measure, waitIdle } from './lib/workloads.ts';
 
@@ -38,6 +39,8 @@ const WORKLOADS: Record<string, { size: number; concurrency: number; put: boolea
   get1m: { size: MiB, concurrency: 8, put: false },
   put4k: { size: 4 * KiB, concurrency: 16, put: true },
   get4k: { size: 4 * KiB, concurrency: 16, put: false },
+  put256m: { size: 256 * MiB, concurrency: 1, put: true },
+  get256m: { size: 256 * MiB, concurrency: 1, put: false },
 };
 const w = WORKLOADS[workload];
 if (!w) throw new Error(`--workload ${Object.keys(WORKLOADS).join(' | ')}`);
@@ -189,13 +192,16 @@ async function main(): Promise<void> {
     stop: () => c.stop(),
   };
   const s3 = new S3Client(target.endpoint);
-  const payload = randomPayload(w.size);
+  // Bodies of 256 MiB are streamed from a pattern (patternChunks), never held whole.
+  const large = w.size > 16 * MiB;
+  const payload = randomPayload(large ? 1 : w.size);
+  const body = () => (large ? patternChunks(w.size) : payload.data);
   try {
     await s3.createBucket(BUCKET);
     // Objects to read, and a warm-up of the measured path.
-    const seed = w.put ? 64 : 500;
+    const seed = large ? 2 : w.put ? 64 : 500;
     await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: seed, maxMs: 60_000 }, async (i) => {
-      const r = await s3.put(BUCKET, `p/${i}`, payload.data);
+      const r = await s3.put(BUCKET, `p/${i}`, body(), w.size);
       if (r.status !== 200) throw new Error(`PUT ${r.status}`);
       return w.size;
     });
@@ -211,7 +217,7 @@ async function main(): Promise<void> {
     const start = performance.now();
     const r = await measure(target, workload, { concurrency: w.concurrency, maxOps: 10_000_000, maxMs: seconds * 1000 }, async (i) => {
       if (w.put) {
-        const res = await s3.put(BUCKET, `m/${i}`, payload.data);
+        const res = await s3.put(BUCKET, `m/${i}`, body(), w.size);
         if (res.status !== 200) throw new Error(`PUT ${res.status}`);
         return w.size;
       }

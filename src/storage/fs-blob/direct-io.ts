@@ -16,6 +16,12 @@ const STAGE_BYTES = 1024 * 1024;
  * little is left to write when it ends.
  */
 const EARLY_BYTES = 256 * 1024;
+/**
+ * ...for the first MiBs of a blob only: an upload of a few MiB ends soon, and what is left to
+ * write then is what it waits for. Past that, a write is a whole stage: with one write in flight,
+ * smaller writes would cap a long upload at what the device does per call.
+ */
+const EARLY_UNTIL = 4 * 1024 * 1024;
 /** Buffers carved from one page-aligned slab. */
 const SLAB_BUFFERS = 4;
 /** Free buffers kept for reuse; more are dropped (their slab is freed once all its buffers are). */
@@ -103,7 +109,7 @@ export class StagedWriter {
         this.startWrite(STAGE_BYTES);
       }
     }
-    if (!this.writing && this.fill >= EARLY_BYTES) this.startWrite(this.direct ? this.fill - (this.fill % PAGE) : this.fill);
+    if (!this.writing && this.fill >= EARLY_BYTES && this.position < EARLY_UNTIL) this.startWrite(this.direct ? this.fill - (this.fill % PAGE) : this.fill);
     return undefined;
   }
 
