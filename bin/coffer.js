@@ -1,4 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
+// The flag on the line above (also in package.json's "start" and used by `npm run bench`; give
+// it when running `node bin/coffer.js` yourself): V8 sizes a fresh process's old generation for
+// a few MiB of objects, and an upload's stream of short-lived 64 KiB buffers (socket reads,
+// cipher output) then makes it run full mark-compact collections ~30 times a second instead of
+// cheap scavenges. A 64 MiB initial limit changes that (the heap itself stays ~10 MiB, RSS the
+// same): 256 MiB PUTs 300-340 -> 470-520 MB/s here. See docs/performance.md.
 // The `coffer` command. Runs the compiled JavaScript in dist/ when it was built from exactly
 // the sources in src/ (`npm run build`, also run by `npm install`), otherwise the TypeScript
 // sources through tsx's loader: a fresh checkout needs no build step, and a stale build is

@@ -74,12 +74,22 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** `coffer server` as a child process; `nodeArgs` go before the script (e.g. --cpu-prof). */
+/** The node flags `coffer` runs with: those of bin/coffer.js's `#!/usr/bin/env -S node ...` line. */
+export function cofferNodeFlags(dir = cofferDirectory()): string[] {
+  const first = readFileSync(join(dir, 'bin', 'coffer.js'), 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S node (.*)$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/) : [];
+}
+
+/**
+ * `coffer server` as a child process, with the node flags its command runs with; `nodeArgs`
+ * go before the script too (e.g. --cpu-prof).
+ */
 export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ http: string; https: string; ca: Buffer; pid: number; stop(): Promise<void>; dataDir: string }> {
   const dataDir = workDir('coffer-bench-');
   const child = startChild(
     process.execPath,
-    [...nodeArgs, 'bin/coffer.js', 'server', '--data-dir', dataDir, '--http-address', '127.0.0.1:0', '--https-address', '127.0.0.1:0', '--log-level', 'warn'],
+    [...cofferNodeFlags(), ...nodeArgs, 'bin/coffer.js', 'server', '--data-dir', dataDir, '--http-address', '127.0.0.1:0', '--https-address', '127.0.0.1:0', '--log-level', 'warn'],
     {
       cwd: cofferDirectory(),
       env: { ...process.env, COFFER_ROOT_ACCESS_KEY: COFFER_ACCESS_KEY, COFFER_ROOT_SECRET_KEY: COFFER_SECRET_KEY, COFFER_ROOT_KEY: COFFER_ROOT_KEY },
