@@ -142,8 +142,11 @@ interface Piece {
 /** Cipher ranges at least this long are decrypted in the worker; shorter ones here (latency). */
 const OFFLOAD_DECRYPT_BYTES = 4 * SEGMENT_SIZE;
 const NOTHING = (): void => {};
-/** Windows read and decrypted ahead of the one being sent. */
-const READ_AHEAD = 3;
+/**
+ * Windows read and decrypted ahead of the one being sent. Large GETs wait on the device (direct
+ * reads): six in flight instead of three took 256 MiB GETs from 774-873 to 924-1042 MB/s here.
+ */
+const READ_AHEAD = 6;
 
 async function* windowsOf(blobs: BlobStore, dataKey: SecretKey, pieces: Piece[], inlineData?: Buffer): PlainWindows {
   for (const p of pieces) {
