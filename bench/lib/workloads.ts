@@ -31,7 +31,7 @@ export function makePlan(quick: boolean): Plan {
       }
     : {
         quick,
-        small: { size: MiB, concurrency: 8, maxOps: 1000, maxMs: 10_000 },
+        small: { size: MiB, concurrency: 8, maxOps: 4000, maxMs: 10_000 },
         tiny: { size: 4 * KiB, concurrency: 16, maxOps: 40_000, maxMs: 8_000 },
         large: { size: 256 * MiB, count: 3, maxMs: 120_000 },
         huge: { size: GiB },
