@@ -25,7 +25,7 @@ if (CONTROL_BYTES > SLOTS_AT) throw new Error('md5 control area overlaps the slo
 
 class Md5Pool {
   private readonly worker: Worker;
-  readonly bytes: Buffer;
+  readonly bytes: Uint8Array;
   private readonly free: number[] = [];
   private slotWaiters: (() => void)[] = [];
   private nextId = 1;
@@ -36,7 +36,7 @@ class Md5Pool {
   constructor() {
     const pages = (SLOTS_AT + SLOTS * SLOT_BYTES) / 65536;
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    this.bytes = Buffer.from(memory.buffer as ArrayBuffer);
+    this.bytes = new Uint8Array(memory.buffer as ArrayBufferLike);
     for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);
     const data: Md5WorkerData = { memory, slotsAt: SLOTS_AT, slotBytes: SLOT_BYTES };
     this.worker = startModuleWorker(import.meta.url, './md5-worker', { workerData: data });
@@ -144,8 +144,7 @@ export class OffloadedMd5 {
         this.pool.filling.add(this);
       }
       const n = Math.min(chunk.byteLength - off, SLOT_BYTES - this.filled);
-      // Buffer#copy is a plain memmove; TypedArray#set into shared memory is a slower word-by-word copy.
-      Buffer.prototype.copy.call(chunk, this.pool.bytes, SLOTS_AT + this.slot * SLOT_BYTES + this.filled, off, off + n);
+      this.pool.bytes.set(chunk.subarray(off, off + n), SLOTS_AT + this.slot * SLOT_BYTES + this.filled);
       this.filled += n;
       off += n;
       if (this.filled === SLOT_BYTES) this.send();

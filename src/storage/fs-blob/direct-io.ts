@@ -73,9 +73,9 @@ export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ f
 /**
  * Writes a stream of chunks to `fh` through two staging buffers: one fills while the other is
  * being written (a full stage, or whatever was staged when the device became idle: EARLY_BYTES),
- * so there is at most one write in flight and memory stays at 2 MiB per blob whatever its size. With `direct`, every write is whole pages (offsets and lengths aligned,
- * as the device's block size requires): the last one is zero-padded, and the blob file's
- * commit cuts the padding off.
+ * so there is at most one write in flight and memory stays at 2 MiB per blob whatever its size.
+ * With `direct`, every write is whole pages (offsets and lengths aligned, as the device's block
+ * size requires): the last one is zero-padded, and the blob file's commit cuts the padding off.
  */
 export class StagedWriter {
   private stage: Buffer = takeStage();
