@@ -8,6 +8,8 @@
 //   --workload put1m | get1m | put4k | get4k | put256m | get256m   (default put1m: 1 MiB PUT at
 //              concurrency 8; 256 MiB ones one at a time, bodies streamed)
 //   --seconds 10
+//   --https                        drive the HTTPS endpoint instead of HTTP
+//   --node-args "--flag ..."       extra node flags for the server (experiments)
 //
 //   node --import tsx bench/profile.ts --mode perf --workload put1m
 // Honours BENCH_COFFER_REF / BENCH_COFFER_DIR like bench/run.ts.
@@ -27,6 +29,8 @@ const { values } = parseArgs({
     workload: { type: 'string', default: 'put1m' },
     seconds: { type: 'string', default: '10' },
     top: { type: 'string', default: '30' },
+    https: { type: 'boolean', default: false },
+    'node-args': { type: 'string', default: '' },
   },
 });
 const mode = values.mode!;
@@ -183,9 +187,10 @@ async function main(): Promise<void> {
   const nodeArgs =
     mode === 'cpu-prof' ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250'] : mode === 'perf' ? ['--perf-basic-prof-only-functions'] : [];
   const spawnedAt = performance.now();
-  const c = await startCofferProcess(nodeArgs);
+  const extra = values['node-args']!.split(/\s+/).filter(Boolean);
+  const c = await startCofferProcess([...nodeArgs, ...extra]);
   const target: Running = {
-    endpoint: { url: c.http, creds: { accessKeyId: COFFER_ACCESS_KEY, secretAccessKey: COFFER_SECRET_KEY, region: 'us-east-1' } },
+    endpoint: { url: values.https ? c.https : c.http, ...(values.https ? { ca: c.ca } : {}), creds: { accessKeyId: COFFER_ACCESS_KEY, secretAccessKey: COFFER_SECRET_KEY, region: 'us-east-1' } },
     procs: [{ label: 'coffer', pid: c.pid }],
     storesData: true,
     info: cofferVersion(),
@@ -226,7 +231,7 @@ async function main(): Promise<void> {
       return res.bytes;
     });
     window = { from: (start - spawnedAt) * 1000, to: (performance.now() - spawnedAt) * 1000 };
-    console.log(`Coffer ${target.info}, workload ${workload} for ${r.seconds.toFixed(1)} s: ${r.ops} ops, ${r.mbps.toFixed(1)} MB/s, ${r.rps.toFixed(0)} req/s, server CPU ${r.serverCpu.toFixed(2)} cores (main thread ${r.serverMainCpu.toFixed(2)}), load generator ${r.genCpu.toFixed(2)}, other ${r.otherCpu.toFixed(2)}, errors ${r.errors}${r.firstError ? ' ' + r.firstError : ''}`);
+    console.log(`Coffer ${target.info}${values.https ? ' over HTTPS' : ''}${extra.length ? ` (${extra.join(' ')})` : ''}, workload ${workload} for ${r.seconds.toFixed(1)} s: ${r.ops} ops, ${r.mbps.toFixed(1)} MB/s, ${r.rps.toFixed(0)} req/s, server CPU ${r.serverCpu.toFixed(2)} cores (main thread ${r.serverMainCpu.toFixed(2)}), load generator ${r.genCpu.toFixed(2)}, other ${r.otherCpu.toFixed(2)}, errors ${r.errors}${r.firstError ? ' ' + r.firstError : ''}`);
     if (perf) {
       const exited = new Promise((resolve) => perf!.once('exit', resolve));
       perf.kill('SIGINT');

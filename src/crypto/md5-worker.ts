@@ -34,6 +34,8 @@ interface Batch {
   /** Absolute offsets in the memory: the next byte to hash, and the batch's end. */
   pos: number;
   end: number;
+  /** When it arrived (performance.now()). */
+  at: number;
 }
 
 interface Stream {
@@ -89,11 +91,10 @@ function ready(s: Stream): boolean {
 }
 
 let scheduled = false;
-/** When the current wait for company began (passes then run until nothing is left), and the timer that ends it. */
-let gatherSince: number | undefined;
+/** The timer that ends a wait for company. */
 let gatherTimer: NodeJS.Timeout | undefined;
 /** At ~300 MB/s a 256 KiB batch arrives every ~0.9 ms. */
-const GATHER_MS = 4;
+const GATHER_MS = 8;
 /** Half the bytes an upload may have in flight (md5-offload.ts) before its writer waits. */
 const BACKLOG = 1024 * 1024;
 
@@ -116,10 +117,7 @@ function pass(): void {
       post({ t: 'd', id: s.id, d });
     }
   }
-  if (waiting.length === 0) {
-    gatherSince = undefined; // idle: the next batch starts a new wait for company
-    return;
-  }
+  if (waiting.length === 0) return;
   if (shouldWait(waiting)) return;
   // The uploads with the most bytes waiting go first; the rest wait a pass.
   if (waiting.length > LANES) waiting.sort((a, b) => queued(b) - queued(a)).length = LANES;
@@ -143,20 +141,27 @@ function pass(): void {
  * waiting a few milliseconds lets more of them join. The wait costs nothing as long as the
  * digests are ready when their blobs are durable: a digest is asked for as soon as its upload's
  * body has arrived, and needed only after the blob's fsync. Nobody waits once LANES streams have
- * blocks, when one stream's backlog could hold its writer up, or when only one upload is here
- * (a lone large upload would otherwise wait at every batch).
+ * blocks, when one stream's backlog could hold its writer up, when only one upload is here (a
+ * lone large upload would otherwise wait at every batch), or once the oldest waiting batch has
+ * waited GATHER_MS. The wait is counted per batch, not from the last idle moment: under steady
+ * load this thread is never idle, and a wait counted from then would expire for good, leaving
+ * every later pass to whatever happened to be ready (mostly one stream, at a quarter of the
+ * speed: slower passes, so never idle again).
  */
 function shouldWait(waiting: Stream[]): boolean {
   if (waiting.length >= LANES) return false;
   if (streams.size < 2) return false;
-  for (const s of waiting) if (queued(s) >= BACKLOG) return false;
-  const now = performance.now();
-  gatherSince ??= now;
-  if (now - gatherSince >= GATHER_MS) return false;
+  let oldest = Infinity;
+  for (const s of waiting) {
+    if (queued(s) >= BACKLOG) return false;
+    oldest = Math.min(oldest, s.batches[0]!.at);
+  }
+  const left = oldest + GATHER_MS - performance.now();
+  if (left <= 0) return false;
   gatherTimer ??= setTimeout(() => {
     gatherTimer = undefined;
     schedule();
-  }, GATHER_MS);
+  }, Math.ceil(left));
   return true;
 }
 
@@ -178,7 +183,7 @@ function streamOf(id: number): Stream {
 port.on('message', (m: ToMd5Worker) => {
   if (m.t === 'u') {
     const pos = slotsAt + m.slot * slotBytes;
-    streamOf(m.id).batches.push({ slot: m.slot, n: m.n, pos, end: pos + m.n });
+    streamOf(m.id).batches.push({ slot: m.slot, n: m.n, pos, end: pos + m.n, at: performance.now() });
   } else if (m.t === 'e') {
     streamOf(m.id).ending = true;
   } else {
