@@ -230,7 +230,7 @@ export class ObjectService {
     inline = false,
     opaque = false,
   ): Promise<{ record: StreamRecord; md5: Buffer; inlineData?: Buffer }> {
-    const blobId = inline ? '' : newId();
+    const blobId = inline ? '' : this.blobs.newId();
     const meter = new Meter(limit, expectedLength);
     const enc = createEncryptStream(dataKey, { streamIndex });
     const chain = source.pipe(meter);

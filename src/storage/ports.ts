@@ -18,6 +18,13 @@ export interface BlobStore {
    */
   write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }>;
   /**
+   * A fresh id for a blob about to be written (random, base64url, unguessable). A store may hand
+   * out ids it has prepared for (FsBlobStore: files made ahead, off the upload's path); write()
+   * accepts any valid id all the same. Until written, the id names no blob (size, reads and
+   * list() do not see it); one never written leaves nothing after close() or the start-up sweep.
+   */
+  newId(): string;
+  /**
    * A byte range read into memory in one call (the caller bounds the size: readers go window
    * by window). A range that runs past the end yields only the bytes that exist (fewer than
    * asked; callers detect truncation, e.g. the decryptor authenticates every segment and its

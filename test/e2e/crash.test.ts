@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { clientFor, startChildServer, tempDir } from '../helpers/coffer.ts';
-import { blobFiles } from '../helpers/raw-s3.ts';
+import { filesUnder } from '../helpers/raw-s3.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite-meta/sqlite-metadata-store.ts';
 
 const MiB = 1024 * 1024;
@@ -40,7 +40,9 @@ function slowBody(total: number, onBytes: (sent: number) => void): Readable {
 async function referencedBlobs(dataDir: string): Promise<{ total: number; referenced: number }> {
   const meta = new SqliteMetadataStore(join(dataDir, 'metadata.db'));
   try {
-    const files = blobFiles(dataDir);
+    // Every file, empty ones too: after the sweep and a clean stop nothing else may remain (not
+    // even files made ahead for new blobs).
+    const files = filesUnder(join(dataDir, 'blobs'));
     let referenced = 0;
     for (const f of files) if (await meta.isBlobReferenced(f)) referenced++;
     return { total: files.length, referenced };

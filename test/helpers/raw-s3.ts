@@ -119,19 +119,23 @@ export function assertS3Error(res: RawResponse, code: string, status: number, me
   assert.equal(xmlField(res.body, 'HostId'), res.headers['x-amz-id-2'], 'HostId equals the x-amz-id-2 header');
 }
 
-/** Every file under <dataDir>/blobs (committed blobs and temporary .partial files alike). */
+/**
+ * Every file under <dataDir>/blobs that holds bytes: committed blobs and any leftover of a write
+ * alike. Empty files are left out: the store makes files ahead for new blobs (FsBlobStore.newId)
+ * and they hold nothing until written (every blob holds at least its header).
+ */
 export function blobFiles(dataDir: string): string[] {
-  return filesUnder(join(dataDir, 'blobs'));
+  return filesUnder(join(dataDir, 'blobs'), (p) => statSync(p).size > 0);
 }
 
 /** Every regular file under `root` (names only, sorted). */
-export function filesUnder(root: string): string[] {
+export function filesUnder(root: string, keep: (path: string) => boolean = () => true): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     for (const n of readdirSync(d)) {
       const p = join(d, n);
       if (statSync(p).isDirectory()) walk(p);
-      else out.push(n);
+      else if (keep(p)) out.push(n);
     }
   };
   walk(root);

@@ -129,6 +129,41 @@ describe('FsBlobStore specifics', () => {
     }
   });
 
+  test('newId() hands out files made ahead, in batches of one fan-out directory; close() removes those never written', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      // None are made before the first newId(): the start-up sweep must not meet them.
+      assert.deepEqual(filesUnder(store.root), []);
+      const first = store.newId();
+      await store.write(first, chunkedSource(randomBytes(5000)));
+      // The first batch is made in the background: ask until an id names a file made ahead (an
+      // id that does not is just a fresh random id, never written, leaving nothing).
+      const deadline = Date.now() + 10_000;
+      let id = store.newId();
+      while (!existsSync(store.pathFor(id)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+        id = store.newId();
+      }
+      const ids = [id, ...Array.from({ length: 4 }, () => store.newId())];
+      for (const id of ids) assert.ok(existsSync(store.pathFor(id)), 'made ahead');
+      assert.equal(new Set(ids.map(fanOut)).size, 1, 'one batch, one directory');
+      const data = randomBytes(2 * 1024 * 1024 + 3);
+      await store.write(ids[0]!, chunkedSource(data, 65_536));
+      assert.ok((await readAll(store, ids[0]!)).equals(data));
+      assert.equal(await store.size(ids[0]!), data.length);
+      assert.deepEqual((await listAll(store)).sort(), [first, ids[0]!].sort());
+      await store.close();
+      assert.deepEqual(filesUnder(store.root).sort(), [first, ids[0]!].sort());
+      // What was written is durable and readable by the next store on the directory.
+      const again = new FsBlobStore(join(store.root, '..'));
+      await again.init();
+      assert.ok((await readAll(again, ids[0]!)).equals(data));
+      await again.close();
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('ids that could escape the blob directory are refused', async () => {
     const { store, cleanup } = await makeFsStore();
     try {

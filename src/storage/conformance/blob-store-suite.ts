@@ -114,6 +114,22 @@ export function blobStoreConformance(name: string, makeStore: () => Promise<Blob
       assert.ok(a.equals(data) && b.equals(data));
     }));
 
+    test('newId() gives distinct ids; blobs written under them read back; ids not written name no blob', withStore(async (store) => {
+      const ids = Array.from({ length: 40 }, () => store.newId());
+      assert.equal(new Set(ids).size, ids.length);
+      for (const id of ids) assert.match(id, /^[A-Za-z0-9_-]{32}$/);
+      const written = new Map(ids.filter((_, i) => i % 3 === 0).map((id, i) => [id, randomBytes(1000 + i * 4099)]));
+      await Promise.all([...written].map(([id, data]) => store.write(id, chunkedSource(data))));
+      for (const [id, data] of written) assert.ok((await readAll(store, id)).equals(data));
+      assert.deepEqual((await listAll(store)).sort(), [...written.keys()].sort());
+      for (const id of ids) if (!written.has(id)) await assertAbsent(store, id);
+      // An id from newId() that a failed write was given is gone too.
+      const failed = store.newId();
+      await assert.rejects(store.write(failed, failingSource(5000)));
+      await assertAbsent(store, failed);
+      assert.deepEqual((await listAll(store)).sort(), [...written.keys()].sort());
+    }));
+
     test('an empty blob is stored, sized 0 and reads back empty', withStore(async (store) => {
       const id = newBlobId();
       const r = await store.write(id, Readable.from([]));

@@ -12,10 +12,20 @@
 // blobs removes it. (Writing to a temporary name and renaming it would put a rename and a
 // directory fsync after the data, on every upload's critical path, for no extra safety.)
 //
+// Making a file is the costly part of that: allocating an inode (on ext4 without a journal
+// the allocator skips every inode deleted in the last minute, one inode-table lookup each: a
+// few hundred microseconds per file right after many deletions) and then a directory fsync.
+// So the store makes files ahead, off the uploads' path: newId() hands out the id of a file
+// made in a batch of POOL_BATCH in one fan-out directory, whose entries one directory fsync
+// made durable. A write to such an id only writes and commits. Prepared files nothing was
+// written to are not blobs: list() leaves them out, close() removes them, and after a crash the
+// start-up sweep of unreferenced blobs does.
+//
 // Data directories made before the single-level layout keep blobs at `blobs/Ab/cd/<id>`: they
 // are still found (reads, size, delete and listing fall back to that path), and new blobs go to
 // the new one. Those versions also wrote through `<id>.partial` files: sweepIncomplete removes
 // any such leftover.
+import { randomBytes, randomInt } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { addAbortListener } from 'node:events';
@@ -41,7 +51,26 @@ interface BlobFile {
   abort(): Promise<void>;
 }
 
+/** A file made ahead for a new blob (see the top of this file). */
+interface Prepared {
+  id: string;
+  fh: FileHandle;
+  direct: boolean;
+}
+
+/** Files made ahead per batch (all in one fan-out directory: one directory fsync). */
+const POOL_BATCH = 16;
+/** A batch is made when fewer than this many are ready. */
+const POOL_LOW = 16;
+
 const ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
+
+/** A blob id: 24 random bytes in base64url, the first one `fanOutByte` when given. */
+function randomId(fanOutByte?: number): string {
+  const b = randomBytes(24);
+  if (fanOutByte !== undefined) b[0] = fanOutByte;
+  return b.toString('base64url');
+}
 /** Suffix of the temporary files earlier versions wrote through (sweepIncomplete removes leftovers). */
 const TMP_SUFFIX = '.partial';
 
@@ -94,9 +123,67 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.preparing;
+    const unused = [...this.ready, ...this.handedOut.values()];
+    this.ready.length = 0;
+    this.handedOut.clear();
+    await Promise.allSettled(unused.map((p) => this.dropPrepared(p)));
     const handles = [...this.dirHandles.values()];
     this.dirHandles.clear();
     await Promise.allSettled(handles.map(async (h) => (await h).close()));
+  }
+
+  /** Files made ahead, ready to be handed out by newId(). */
+  private readonly ready: Prepared[] = [];
+  /** Files newId() handed out that no write has taken yet. */
+  private readonly handedOut = new Map<string, Prepared>();
+  /** The batch being made, if any. */
+  private preparing: Promise<void> | undefined;
+  private closed = false;
+
+  newId(): string {
+    const p = this.ready.pop();
+    this.prepareMore();
+    if (!p) return randomId();
+    this.handedOut.set(p.id, p);
+    return p.id;
+  }
+
+  /** Starts making a batch of files when few are ready (one batch at a time). */
+  private prepareMore(): void {
+    if (this.preparing || this.closed || this.ready.length >= POOL_LOW) return;
+    this.preparing = this.prepareBatch()
+      .catch(() => {}) // best effort: writes make their own file when none is ready
+      .finally(() => {
+        this.preparing = undefined;
+      });
+  }
+
+  private async prepareBatch(): Promise<void> {
+    const byte = randomInt(256);
+    const dir = join(this.root, byte.toString(16).padStart(2, '0'));
+    const made: Prepared[] = [];
+    try {
+      // One at a time: creates in one directory contend for its inode group's lock (parallel
+      // ones spin on it), and this is background work.
+      for (let i = 0; i < POOL_BATCH && !this.closed; i++) {
+        const id = randomId(byte);
+        const { fh, direct } = await openNewBlob(join(dir, id), this.direct);
+        made.push({ id, fh, direct });
+      }
+      await this.syncDir(dir);
+    } catch (e) {
+      await Promise.allSettled(made.map((p) => this.dropPrepared(p)));
+      throw e;
+    }
+    if (this.closed) await Promise.allSettled(made.map((p) => this.dropPrepared(p)));
+    else this.ready.push(...made);
+  }
+
+  private async dropPrepared(p: Prepared): Promise<void> {
+    await p.fh.close().catch(() => {});
+    await fsp.rm(this.pathFor(p.id), { force: true });
   }
 
   private dirFor(id: string): string {
@@ -121,6 +208,12 @@ export class FsBlobStore implements BlobStore {
   private async openFile(id: string): Promise<BlobFile> {
     const dir = this.dirFor(id);
     const path = join(dir, id);
+    const prepared = this.handedOut.get(id);
+    if (prepared) {
+      this.handedOut.delete(id);
+      // Made ahead: its directory entry is durable already.
+      return blobFile(path, prepared.fh, prepared.direct, undefined);
+    }
     const { fh, direct } = await openNewBlob(path, this.direct).catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
       await this.makeFanOut();
@@ -132,29 +225,7 @@ export class FsBlobStore implements BlobStore {
     // The directory entry becomes durable while the data is written, not after it.
     const entry = this.syncDir(dir);
     entry.catch(() => {}); // awaited by commit and abort
-    let open = true;
-    const close = async () => {
-      if (open) {
-        open = false;
-        await fh.close();
-      }
-    };
-    return {
-      direct,
-      handle: fh,
-      async commit(size: number): Promise<void> {
-        if (direct) await fh.truncate(size);
-        await fh.datasync();
-        await entry;
-        // Durable now: closing is not on the upload's path (a close error cannot undo that).
-        close().catch(() => {});
-      },
-      async abort(): Promise<void> {
-        await close().catch(() => {});
-        await entry.catch(() => {});
-        await fsp.rm(path, { force: true });
-      },
-    };
+    return blobFile(path, fh, direct, entry);
   }
 
   async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
@@ -217,6 +288,7 @@ export class FsBlobStore implements BlobStore {
 
   /** Opens a blob for reading (where the earlier layout kept it, if not here), with O_DIRECT when asked and allowed. */
   private async openForRead(id: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
+    if (this.isPrepared(id)) throw Object.assign(new Error(`no blob ${id}`), { code: 'ENOENT' });
     const open = async (path: string) => {
       if (tryDirect) {
         const fh = await openDirectForRead(path);
@@ -233,7 +305,13 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** Whether `id` names a file made ahead that no write has taken (not a blob yet). */
+  private isPrepared(id: string): boolean {
+    return this.handedOut.has(id) || this.ready.some((p) => p.id === id);
+  }
+
   async size(id: string): Promise<number | undefined> {
+    if (this.isPrepared(id)) return undefined;
     for (const path of [this.pathFor(id), this.legacyPathFor(id)]) {
       try {
         return (await fsp.stat(path)).size;
@@ -250,7 +328,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async *list(): AsyncIterable<string> {
-    for (const { name } of await this.walk()) if (!name.endsWith(TMP_SUFFIX)) yield name;
+    for (const { name } of await this.walk()) {
+      if (name.endsWith(TMP_SUFFIX) || this.isPrepared(name)) continue;
+      yield name;
+    }
   }
 
   async sweepIncomplete(): Promise<number> {
@@ -278,6 +359,36 @@ export class FsBlobStore implements BlobStore {
     }
     return out;
   }
+}
+
+/**
+ * A new blob's file: commit makes it durable as `size` bytes (cutting the padding of direct
+ * writes), abort removes it. `entry` is the fsync of its directory entry, when still under way.
+ */
+function blobFile(path: string, fh: FileHandle, direct: boolean, entry: Promise<void> | undefined): BlobFile {
+  let open = true;
+  const close = async () => {
+    if (open) {
+      open = false;
+      await fh.close();
+    }
+  };
+  return {
+    direct,
+    handle: fh,
+    async commit(size: number): Promise<void> {
+      if (direct) await fh.truncate(size);
+      await fh.datasync();
+      await entry;
+      // Durable now: closing is not on the upload's path (a close error cannot undo that).
+      close().catch(() => {});
+    },
+    async abort(): Promise<void> {
+      await close().catch(() => {});
+      await entry?.catch(() => {});
+      await fsp.rm(path, { force: true });
+    },
+  };
 }
 
 /**
