@@ -9,7 +9,7 @@
 //              concurrency 8; 256 MiB ones one at a time, bodies streamed)
 //   --seconds 10
 //   --https                        drive the HTTPS endpoint instead of HTTP
-//   --node-args "--flag ..."       extra node flags for the server (experiments)
+//   --node-args="--flag ..."       extra node flags for the server (experiments)
 //
 //   node --import tsx bench/profile.ts --mode perf --workload put1m
 // Honours BENCH_COFFER_REF / BENCH_COFFER_DIR like bench/run.ts.
