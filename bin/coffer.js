@@ -10,35 +10,23 @@
 // sources through tsx's loader: a fresh checkout needs no build step, and a stale build is
 // never run. COFFER_RUN_SOURCES=1 always runs the sources.
 // File writes, fsyncs and renames of concurrent uploads all run on libuv's thread pool; its
-// default of 4 threads makes slow fsyncs queue behind each other. libuv sizes the pool once,
-// from UV_THREADPOOL_SIZE, at its first use, and node reads an ES module's files
-// asynchronously, on that pool: an ES module entry point runs too late to set it (until
-// session 5 this file was one, and the server ran with 4 threads). So this file is CommonJS
-// (bin/package.json), read synchronously, and imports the ES modules after setting it.
-'use strict';
+// default of 4 threads makes slow fsyncs queue behind each other. Set before first use.
 process.env.UV_THREADPOOL_SIZE ??= '16';
-const { existsSync, readFileSync } = require('node:fs');
-const { join } = require('node:path');
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sourceFingerprint } from '../scripts/source-fingerprint.mjs';
 
-async function main() {
-  const { sourceFingerprint } = await import('../scripts/source-fingerprint.mjs');
-  const root = join(__dirname, '..');
-  const stamp = join(root, 'dist', 'SOURCE-FINGERPRINT');
-  const built =
-    process.env.COFFER_RUN_SOURCES !== '1' &&
-    existsSync(stamp) &&
-    readFileSync(stamp, 'utf8').trim() === sourceFingerprint(join(root, 'src'));
-  if (built) {
-    await import('../dist/cli/main.js');
-  } else {
-    const { register } = await import('tsx/esm/api');
-    register();
-    await import('../src/cli/main.ts');
-  }
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const stamp = join(root, 'dist', 'SOURCE-FINGERPRINT');
+const built =
+  process.env.COFFER_RUN_SOURCES !== '1' &&
+  existsSync(stamp) &&
+  readFileSync(stamp, 'utf8').trim() === sourceFingerprint(join(root, 'src'));
+if (built) {
+  await import('../dist/cli/main.js');
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/main.ts');
 }
-
-main().catch((err) => {
-  // As an uncaught error at the top of an ES module would: printed, exit code 1.
-  process.exitCode = 1;
-  console.error(err);
-});

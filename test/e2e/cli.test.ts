@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -242,25 +242,6 @@ describe('first and second start on a fresh data directory', () => {
     } finally {
       await second.stop();
     }
-  });
-});
-
-describe('process settings', () => {
-  // libuv sizes its thread pool once, at its first use, from UV_THREADPOOL_SIZE; bin/coffer.js
-  // sets it to 16 unless given. (An ES module entry point set it too late: node had already
-  // read the module's files on a pool of 4.) Compared by thread count against an explicit 4.
-  test('the server runs with a thread pool of 16 unless UV_THREADPOOL_SIZE says otherwise', { skip: !existsSync('/proc/self/task') && 'no /proc' }, async () => {
-    const threads = async (extra: Record<string, string>) => {
-      const s = await server(['--data-dir', freshDir('coffer-cli-pool-'), '--http-address', '127.0.0.1:0', '--https-address', 'off'], cleanEnv(extra));
-      try {
-        return readdirSync(`/proc/${s.proc.pid}/task`).length;
-      } finally {
-        await s.stop();
-      }
-    };
-    const byDefault = await threads({});
-    const four = await threads({ UV_THREADPOOL_SIZE: '4' });
-    assert.equal(byDefault - four, 12, `threads: ${byDefault} by default, ${four} with UV_THREADPOOL_SIZE=4`);
   });
 });
 
