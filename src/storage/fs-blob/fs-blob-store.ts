@@ -138,8 +138,9 @@ export class FsBlobStore implements BlobStore {
   private readonly ready: Prepared[] = [];
   /** Files newId() handed out that no write has taken yet. */
   private readonly handedOut = new Map<string, Prepared>();
-  /** The batch being made, if any. */
+  /** The batch being made, if any, and the ids of its files made so far. */
   private preparing: Promise<void> | undefined;
+  private readonly making = new Set<string>();
   private closed = false;
 
   newId(): string {
@@ -169,6 +170,7 @@ export class FsBlobStore implements BlobStore {
       // ones spin on it), and this is background work.
       for (let i = 0; i < POOL_BATCH && !this.closed; i++) {
         const id = randomId(byte);
+        this.making.add(id);
         const { fh, direct } = await openNewBlob(join(dir, id), this.direct);
         made.push({ id, fh, direct });
       }
@@ -176,6 +178,8 @@ export class FsBlobStore implements BlobStore {
     } catch (e) {
       await Promise.allSettled(made.map((p) => this.dropPrepared(p)));
       throw e;
+    } finally {
+      this.making.clear();
     }
     if (this.closed) await Promise.allSettled(made.map((p) => this.dropPrepared(p)));
     else this.ready.push(...made);
@@ -307,7 +311,7 @@ export class FsBlobStore implements BlobStore {
 
   /** Whether `id` names a file made ahead that no write has taken (not a blob yet). */
   private isPrepared(id: string): boolean {
-    return this.handedOut.has(id) || this.ready.some((p) => p.id === id);
+    return this.handedOut.has(id) || this.making.has(id) || this.ready.some((p) => p.id === id);
   }
 
   async size(id: string): Promise<number | undefined> {
