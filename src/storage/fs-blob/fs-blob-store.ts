@@ -138,9 +138,10 @@ export class FsBlobStore implements BlobStore {
   private readonly ready: Prepared[] = [];
   /** Files newId() handed out that no write has taken yet. */
   private readonly handedOut = new Map<string, Prepared>();
-  /** The batch being made, if any, and the ids of its files made so far. */
+  /** Ids of every file made ahead that no write has taken (being made, ready or handed out): not blobs yet. */
+  private readonly unwritten = new Set<string>();
+  /** The batch being made, if any. */
   private preparing: Promise<void> | undefined;
-  private readonly making = new Set<string>();
   private closed = false;
 
   newId(): string {
@@ -163,23 +164,25 @@ export class FsBlobStore implements BlobStore {
 
   private async prepareBatch(): Promise<void> {
     const byte = randomInt(256);
-    const dir = join(this.root, byte.toString(16).padStart(2, '0'));
+    const dir = this.dirFor(randomId(byte));
     const made: Prepared[] = [];
     try {
       // One at a time: creates in one directory contend for its inode group's lock (parallel
       // ones spin on it), and this is background work.
       for (let i = 0; i < POOL_BATCH && !this.closed; i++) {
         const id = randomId(byte);
-        this.making.add(id);
-        const { fh, direct } = await openNewBlob(join(dir, id), this.direct);
-        made.push({ id, fh, direct });
+        this.unwritten.add(id);
+        try {
+          made.push({ id, ...(await openNewBlob(join(dir, id), this.direct)) });
+        } catch (e) {
+          this.unwritten.delete(id);
+          throw e;
+        }
       }
       await this.syncDir(dir);
     } catch (e) {
       await Promise.allSettled(made.map((p) => this.dropPrepared(p)));
       throw e;
-    } finally {
-      this.making.clear();
     }
     if (this.closed) await Promise.allSettled(made.map((p) => this.dropPrepared(p)));
     else this.ready.push(...made);
@@ -188,6 +191,7 @@ export class FsBlobStore implements BlobStore {
   private async dropPrepared(p: Prepared): Promise<void> {
     await p.fh.close().catch(() => {});
     await fsp.rm(this.pathFor(p.id), { force: true });
+    this.unwritten.delete(p.id);
   }
 
   private dirFor(id: string): string {
@@ -215,6 +219,7 @@ export class FsBlobStore implements BlobStore {
     const prepared = this.handedOut.get(id);
     if (prepared) {
       this.handedOut.delete(id);
+      this.unwritten.delete(id);
       // Made ahead: its directory entry is durable already.
       return blobFile(path, prepared.fh, prepared.direct, undefined);
     }
@@ -292,7 +297,7 @@ export class FsBlobStore implements BlobStore {
 
   /** Opens a blob for reading (where the earlier layout kept it, if not here), with O_DIRECT when asked and allowed. */
   private async openForRead(id: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
-    if (this.isPrepared(id)) throw Object.assign(new Error(`no blob ${id}`), { code: 'ENOENT' });
+    if (this.unwritten.has(id)) throw Object.assign(new Error(`no blob ${id}`), { code: 'ENOENT' });
     const open = async (path: string) => {
       if (tryDirect) {
         const fh = await openDirectForRead(path);
@@ -309,13 +314,8 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  /** Whether `id` names a file made ahead that no write has taken (not a blob yet). */
-  private isPrepared(id: string): boolean {
-    return this.handedOut.has(id) || this.making.has(id) || this.ready.some((p) => p.id === id);
-  }
-
   async size(id: string): Promise<number | undefined> {
-    if (this.isPrepared(id)) return undefined;
+    if (this.unwritten.has(id)) return undefined;
     for (const path of [this.pathFor(id), this.legacyPathFor(id)]) {
       try {
         return (await fsp.stat(path)).size;
@@ -333,7 +333,7 @@ export class FsBlobStore implements BlobStore {
 
   async *list(): AsyncIterable<string> {
     for (const { name } of await this.walk()) {
-      if (name.endsWith(TMP_SUFFIX) || this.isPrepared(name)) continue;
+      if (name.endsWith(TMP_SUFFIX) || this.unwritten.has(name)) continue;
       yield name;
     }
   }
