@@ -1,7 +1,7 @@
 // The chunked AEAD object format "CFR1": header, per-stream key derivation, segment nonces,
 // exact size and range math, and the streaming encryptor/decryptor. Frozen once released.
 // Spec: docs/object-format.md (section names are cited below as "spec §...").
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, type CipherGCM } from 'node:crypto';
 import { hkdfSha256 } from './hkdf.ts';
 import { Transform, type TransformCallback } from 'node:stream';
 import { CryptoError } from '../shared/errors.ts';
@@ -209,6 +209,24 @@ export interface EncryptOptions {
   /** 0 for a single PUT, the part number for a multipart part. */
   streamIndex: number;
   rng?: Rng;
+  /**
+   * The plaintext's length, when known before the first byte (a PUT's Content-Length): then each
+   * segment's finality is known when it starts, and its bytes are sealed as they arrive, with no
+   * gathering into whole segments (no copy). A byte more than announced, or fewer at the end,
+   * fails the stream with a RangeError. Without it, segments are gathered and a full one is
+   * sealed once a byte beyond it shows it is not the last.
+   */
+  plainSize?: number;
+  /** Sees every plaintext chunk before it is sealed (a meter, a hash). */
+  tap?: PlainTap;
+}
+
+/** What an encryptor shows each plaintext chunk to (see EncryptOptions.tap). */
+export interface PlainTap {
+  /** May throw (the stream fails) or return a promise: the next chunk waits until it settles. */
+  update(chunk: Buffer): Promise<void> | undefined;
+  /** The last chunk has been shown (called before the last segment is sealed). */
+  end?(): void;
 }
 
 /** Plaintext in, CFR1 blob out. `bytesIn`/`bytesOut` count plaintext read and blob bytes pushed. */
@@ -219,10 +237,18 @@ export class EncryptStream extends Transform {
   #index = 0;
   #bytesIn = 0;
   #bytesOut = 0;
+  readonly #plainSize: number | undefined;
+  readonly #tap: EncryptOptions['tap'];
+  /** Known-length mode: the segment being sealed, and how many of its bytes are still to come. */
+  #cipher: CipherGCM | undefined;
+  #segmentLeft = 0;
 
   constructor(dataKey: SecretKey, opts: EncryptOptions) {
     super();
     checkStreamIndex(opts.streamIndex);
+    if (opts.plainSize !== undefined && (!Number.isSafeInteger(opts.plainSize) || opts.plainSize < 0)) throw new RangeError('plainSize out of range');
+    this.#plainSize = opts.plainSize;
+    this.#tap = opts.tap;
     const salt = (opts.rng ?? systemRng).randomBytes(SALT_SIZE);
     this.header = buildHeader(salt);
     this.#key = deriveStreamKey(dataKey, salt, opts.streamIndex);
@@ -258,21 +284,66 @@ export class EncryptStream extends Transform {
     for (const p of pieces) this.#out(p);
   }
 
+  /** Known-length mode: starts the next segment (its finality follows from the length). */
+  #begin(): CipherGCM {
+    const start = this.#index * SEGMENT_SIZE;
+    const length = Math.min(SEGMENT_SIZE, this.#plainSize! - start);
+    const cipher = createCipheriv('aes-256-gcm', this.#key.expose(), segmentNonce(this.#index, start + length === this.#plainSize));
+    cipher.setAAD(this.header);
+    this.#segmentLeft = length;
+    this.#cipher = cipher;
+    return cipher;
+  }
+
+  /** Known-length mode: seals the segment whose last byte has been fed. */
+  #end(cipher: CipherGCM): void {
+    const rest = cipher.final();
+    if (rest.length > 0) this.#out(rest);
+    this.#out(cipher.getAuthTag());
+    this.#cipher = undefined;
+    this.#index++;
+  }
+
+  /** Known-length mode: feeds `chunk` to the segments it belongs to. */
+  #feed(chunk: Buffer): void {
+    if (this.#bytesIn > this.#plainSize!) throw new RangeError('more plaintext than announced');
+    let at = 0;
+    while (at < chunk.length) {
+      const cipher = this.#cipher ?? this.#begin();
+      const n = Math.min(chunk.length - at, this.#segmentLeft);
+      this.#out(cipher.update(n === chunk.length ? chunk : chunk.subarray(at, at + n)));
+      at += n;
+      this.#segmentLeft -= n;
+      if (this.#segmentLeft === 0) this.#end(cipher);
+    }
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    let wait: Promise<void> | undefined;
     try {
+      wait = this.#tap?.update(chunk);
       this.#bytesIn += chunk.length;
-      this.#queue.push(chunk);
-      // A full segment is only known to be non-final once a byte beyond it has arrived.
-      while (this.#queue.length > SEGMENT_SIZE) this.#segment(false, SEGMENT_SIZE);
-      cb();
+      if (this.#plainSize !== undefined) this.#feed(chunk);
+      else {
+        this.#queue.push(chunk);
+        // A full segment is only known to be non-final once a byte beyond it has arrived.
+        while (this.#queue.length > SEGMENT_SIZE) this.#segment(false, SEGMENT_SIZE);
+      }
     } catch (e) {
       cb(e as Error);
+      return;
     }
+    if (wait) wait.then(() => cb(), cb);
+    else cb();
   }
 
   override _flush(cb: TransformCallback): void {
     try {
-      this.#segment(true, this.#queue.length);
+      this.#tap?.end?.();
+      if (this.#plainSize === undefined) this.#segment(true, this.#queue.length);
+      else if (this.#bytesIn !== this.#plainSize) throw new RangeError('less plaintext than announced');
+      // An empty stream is one empty, final segment.
+      else if (this.#plainSize === 0) this.#end(this.#begin());
       this.#key.zero();
       cb();
     } catch (e) {
@@ -284,6 +355,7 @@ export class EncryptStream extends Transform {
     this.#key.zero();
     this.#queue.clear();
     this.#scratch?.fill(0);
+    this.#cipher = undefined;
     cb(err);
   }
 }

@@ -232,17 +232,20 @@ export class ObjectService {
   ): Promise<{ record: StreamRecord; md5: Buffer; inlineData?: Buffer }> {
     const blobId = inline ? '' : this.blobs.newId();
     const meter = new Meter(limit, expectedLength);
-    const enc = createEncryptStream(dataKey, { streamIndex });
-    const chain = source.pipe(meter);
-    source.on('error', (e) => meter.destroy(e));
-    const encrypted = chain.pipe(enc);
-    meter.on('error', (e) => enc.destroy(e));
+    // The length is announced (Content-Length, x-amz-decoded-content-length or the copy source's
+    // size): segments are sealed as their bytes arrive. A body of another length fails the write.
+    const known = Number.isSafeInteger(expectedLength) && expectedLength >= 0 && expectedLength <= limit;
+    const enc = createEncryptStream(dataKey, { streamIndex, tap: meter, ...(known ? { plainSize: expectedLength } : {}) });
+    source.on('error', (e) => enc.destroy(e));
+    const encrypted = source.pipe(enc);
     let inlineData: Buffer | undefined;
     try {
       if (inline) inlineData = await collect(encrypted, encryptedSize(INLINE_MAX_BYTES), signal);
       else await this.blobs.write(blobId, encrypted, signal);
     } catch (e) {
       meter.discard();
+      // More or fewer bytes than announced.
+      if (e instanceof RangeError && known) throw new S3Error('IncompleteBody');
       throw e;
     }
     let md5: Buffer;

@@ -1,7 +1,7 @@
 // Stream stages for the object data path: a meter that counts and MD5s plaintext and enforces
 // a byte limit, and a reader that decrypts an object (or a range of it) across its streams.
 import { createHash, type Hash } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { decryptInSlot, WINDOW_SEGMENTS } from '../crypto/crypto-offload.ts';
 import { OffloadedMd5 } from '../crypto/md5-offload.ts';
 import { returnSlot, takeSlot } from '../shared/slots.ts';
@@ -14,11 +14,11 @@ import type { BlobStore, StreamRecord } from '../storage/ports.ts';
 export const OFFLOAD_MIN_BYTES = 1024 * 1024;
 
 /**
- * Counts bytes and computes the MD5 of what passes; fails past `limit` bytes. For streams
- * expected to be large the MD5 runs in a worker thread (md5-offload.ts) in parallel with the
- * cipher downstream.
+ * Counts bytes and computes the MD5 of the plaintext it is shown (the encryptor's tap); fails
+ * past `limit` bytes. For streams expected to be large the MD5 runs in a worker thread
+ * (md5-offload.ts) in parallel with the cipher.
  */
-export class Meter extends Transform {
+export class Meter {
   bytes = 0;
   private readonly hash?: Hash;
   private readonly offloaded?: OffloadedMd5;
@@ -28,39 +28,28 @@ export class Meter extends Transform {
     private readonly limit: number = Number.MAX_SAFE_INTEGER,
     expectedLength = 0,
   ) {
-    super();
     if (expectedLength >= OFFLOAD_MIN_BYTES) this.offloaded = new OffloadedMd5();
     else this.hash = createHash('md5');
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  /** Counts and hashes `chunk`; a promise when the caller must wait before the next one. */
+  update(chunk: Buffer): Promise<void> | undefined {
     this.bytes += chunk.length;
-    if (this.bytes > this.limit) {
-      cb(new S3Error('EntityTooLarge', undefined, { ProposedSize: this.bytes, MaxSizeAllowed: this.limit }));
-      return;
-    }
+    if (this.bytes > this.limit) throw new S3Error('EntityTooLarge', undefined, { ProposedSize: this.bytes, MaxSizeAllowed: this.limit });
     if (this.hash) {
       this.hash.update(chunk);
-      cb(null, chunk);
-      return;
+      return undefined;
     }
-    const wait = this.offloaded!.update(chunk);
-    if (wait) wait.then(() => cb(null, chunk), cb);
-    else cb(null, chunk);
+    return this.offloaded!.update(chunk);
   }
 
-  override _flush(cb: TransformCallback): void {
-    // Ask for the digest as soon as the last byte has passed: the worker finishes it while the
-    // blob is being made durable, not after.
+  /**
+   * Asks for the digest once the last byte has passed: the worker finishes it while the blob is
+   * being made durable, not after.
+   */
+  end(): void {
     if (this.offloaded) this.digest ??= this.offloaded.digest();
     this.digest?.catch(() => {}); // awaited through md5(); never unhandled
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    // Auto-destroy after a clean end must keep the hash for md5(); only failures drop it.
-    if (err && !this.digest) this.offloaded?.discard();
-    cb(err);
   }
 
   /** Drops an offloaded hash that will never be finished (the write failed). */

@@ -17,7 +17,7 @@ import {
   segmentCount,
 } from '../../src/crypto/format.ts';
 import { CryptoError } from '../../src/shared/errors.ts';
-import { decryptChunked, encryptChunked, keyFrom, pattern, rangeInput, seededRng } from './helpers.ts';
+import { decryptChunked, encryptChunked, keyFrom, pattern, randomChunks, rangeInput, run, seededRng } from './helpers.ts';
 
 const S = SEGMENT_SIZE;
 const key = keyFrom('format-test');
@@ -172,6 +172,75 @@ describe('encrypt stream', () => {
     assert.ok(enc.readableLength <= 3 * (S + TAG_SIZE));
     enc.destroy();
     source.destroy();
+  });
+
+  it('with the length announced, gives the same blob as gathering, whatever the chunking', async () => {
+    for (const n of [0, 1, S - 1, S, S + 1, 2 * S, 3 * S + 17]) {
+      const plain = random(n, `known-${n}`);
+      for (const seed of [1, 2, 3]) {
+        const gathered = await run(randomChunks(plain, seed), createEncryptStream(key, { streamIndex: 4, rng: seededRng(`salt-${n}`) }));
+        const known = await run(randomChunks(plain, seed + 10), createEncryptStream(key, { streamIndex: 4, rng: seededRng(`salt-${n}`), plainSize: n }));
+        assert.equal(known.error, undefined, `${n}`);
+        assert.ok(known.out.equals(gathered.out), `size ${n}, chunking ${seed}: same bytes as the gathering encryptor`);
+      }
+    }
+  });
+
+  it('with the length announced, seals each segment as its bytes arrive', async () => {
+    const enc = createEncryptStream(key, { streamIndex: 0, plainSize: 2 * S });
+    const got: Buffer[] = [];
+    enc.on('data', (c: Buffer) => got.push(c));
+    const outLen = () => got.reduce((a, c) => a + c.length, 0);
+    const tick = () => new Promise((r) => setImmediate(r));
+    enc.write(Buffer.alloc(S / 2));
+    await tick();
+    assert.equal(outLen(), HEADER_SIZE + S / 2, 'ciphertext leaves as plaintext arrives');
+    enc.write(Buffer.alloc(S / 2));
+    await tick();
+    assert.equal(outLen(), HEADER_SIZE + S + TAG_SIZE, 'segment 0 sealed without waiting for a byte beyond it');
+    enc.write(Buffer.alloc(S));
+    await new Promise<void>((r) => enc.end(r));
+    const r = await decryptChunked(key, Buffer.concat(got), { streamIndex: 0, plainSize: 2 * S });
+    assert.equal(r.error, undefined);
+  });
+
+  it('with the length announced, fails on a byte more or a byte less', async () => {
+    const plain = random(S + 5, 'mismatch');
+    const longer = await run([plain], createEncryptStream(key, { streamIndex: 0, plainSize: S + 4 }));
+    assert.ok(longer.error instanceof RangeError, String(longer.error));
+    const shorter = await run([plain], createEncryptStream(key, { streamIndex: 0, plainSize: S + 6 }));
+    assert.ok(shorter.error instanceof RangeError, String(shorter.error));
+    assert.throws(() => createEncryptStream(key, { streamIndex: 0, plainSize: -1 }), RangeError);
+  });
+
+  it('shows every chunk to its tap before sealing it, waits on the tap, and fails with it', async () => {
+    for (const plainSize of [undefined, 3 * S + 1]) {
+      const plain = random(3 * S + 1, 'tap');
+      const seen: Buffer[] = [];
+      let ended = 0;
+      let waits = 0;
+      const tap = {
+        update(c: Buffer) {
+          seen.push(Buffer.from(c));
+          if (seen.length % 2 === 0) return undefined;
+          waits++;
+          return new Promise<void>((r) => setTimeout(r, 1));
+        },
+        end() {
+          ended++;
+        },
+      };
+      const r = await run(randomChunks(plain, 7), createEncryptStream(key, { streamIndex: 0, tap, ...(plainSize === undefined ? {} : { plainSize }) }));
+      assert.equal(r.error, undefined);
+      assert.ok(Buffer.concat(seen).equals(plain));
+      assert.equal(ended, 1);
+      assert.ok(waits > 0);
+      const back = await decryptChunked(key, r.out, { streamIndex: 0, plainSize: plain.length });
+      assert.ok(back.out.equals(plain));
+      const failing = { update: () => { throw new Error('over the limit'); } };
+      const f = await run([plain], createEncryptStream(key, { streamIndex: 0, tap: failing, ...(plainSize === undefined ? {} : { plainSize }) }));
+      assert.equal((f.error as Error).message, 'over the limit');
+    }
   });
 
   it('does not consume or alter the data key', async () => {
