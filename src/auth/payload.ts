@@ -133,6 +133,14 @@ export class PayloadDecoder extends Transform {
     this.#sha = mode.type === 'sha256' ? createHash('sha256') : undefined;
   }
 
+  /**
+   * Nothing to decode or verify (a plain body, UNSIGNED-PAYLOAD, no checksum): the raw body is the
+   * object's bytes, and the caller may read it directly instead of through this stage.
+   */
+  get passthrough(): boolean {
+    return !this.#chunked && !this.#sha && !this.#ck;
+  }
+
   /** Number of decoded (object) bytes emitted so far. */
   get decodedLength(): number {
     return this.#decoded;

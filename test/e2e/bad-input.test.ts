@@ -617,3 +617,47 @@ describe('server-side encryption headers', () => {
     await alive();
   });
 });
+
+describe('uploads cut off by the client', () => {
+  // The connection closes halfway through the body: with UNSIGNED-PAYLOAD (the body is read
+  // directly, no decoding stage), with a signed payload hash, and aws-chunked.
+  for (const mode of ['UNSIGNED-PAYLOAD', 'signed hash', 'aws-chunked'] as const) {
+    test(`${mode}: nothing is stored, the old object stays, the server keeps serving`, async () => {
+      await srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cut-off', Body: 'before the cut' }));
+      const size = 3 * 1024 * 1024;
+      const body = randomBytes(size);
+      const headers: Record<string, string> = { 'content-length': String(size) };
+      let wire: Buffer = body;
+      if (mode === 'UNSIGNED-PAYLOAD') headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      else if (mode === 'signed hash') headers['x-amz-content-sha256'] = sha256hex(body);
+      let signed = await signRequest({ method: 'PUT', path: `/${BUCKET}/cut-off`, headers }, port);
+      if (mode === 'aws-chunked') {
+        // The seed signature covers Content-Length, which depends only on the signatures' length.
+        const length = encodeChunked(body, { chunkSize: 65536, signing: { key: Buffer.alloc(32), amzDate: 'x', scope: 'x', seed: '0'.repeat(64) } }).body.length;
+        const chunkedHeaders = {
+          'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+          'content-encoding': 'aws-chunked',
+          'x-amz-decoded-content-length': String(size),
+          'content-length': String(length),
+        };
+        signed = await signRequest({ method: 'PUT', path: `/${BUCKET}/cut-off`, headers: chunkedHeaders }, port);
+        const amzDate = signed.headers['x-amz-date']!;
+        const date = amzDate.slice(0, 8);
+        const seed = /Signature=([0-9a-f]{64})/.exec(signed.headers.authorization!)![1]!;
+        wire = encodeChunked(body, { chunkSize: 65536, signing: { key: deriveKey(SECRET_KEY, date, 'us-east-1', 's3'), amzDate, scope: `${date}/us-east-1/s3/aws4_request`, seed } }).body;
+        assert.equal(wire.length, length);
+      }
+      await noNewBlobs(async () => {
+        const socket = net.connect(port, '127.0.0.1');
+        await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        const head = [`PUT ${signed.path} HTTP/1.1`, ...Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+        socket.write(head);
+        socket.write(wire.subarray(0, Math.floor(wire.length / 2)));
+        await new Promise((r) => setTimeout(r, 100));
+        socket.destroy();
+      });
+      assert.equal(await content('cut-off'), 'before the cut');
+      await alive();
+    });
+  }
+});

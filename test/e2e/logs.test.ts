@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
@@ -22,7 +23,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createLogger } from '../../src/shared/logger.ts';
 import { ROOT_KEY, SECRET_KEY, startTestServer, type TestServer } from '../helpers/coffer.ts';
-import { rawRequest, send } from '../helpers/raw-s3.ts';
+import { eventually, rawRequest, send, signRequest } from '../helpers/raw-s3.ts';
 import { fanOut } from '../../src/storage/fs-blob/fs-blob-store.ts';
 
 const BUCKET = 'logs';
@@ -152,6 +153,16 @@ test('a day of traffic leaves request ids and operation names in the logs, and n
   rmSync(join(srv.dataDir, 'blobs', fanOut(blobId), blobId), { force: true });
   await assert.rejects(srv.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'lost' })), { name: 'InternalError' });
 
+  // A client that closes the connection halfway through an upload: no server fault.
+  const cut = await signRequest({ method: 'PUT', path: `/${BUCKET}/cut`, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(2 * 1024 * 1024) } }, port);
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.write([`PUT ${cut.path} HTTP/1.1`, ...Object.entries(cut.headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n'));
+  socket.write(Buffer.alloc(1024 * 1024, 0x42));
+  await new Promise((r) => setTimeout(r, 100));
+  socket.destroy();
+  await eventually(() => lines.some((l) => l.includes('"disconnected":true')), 'the cut-off upload is logged');
+
   for (const key of ['small', 'multi']) {
     const dk = await dataKeyOf(key);
     secrets.push([`data key of ${key} (hex)`, dk.toString('hex')], [`data key of ${key} (base64)`, dk.toString('base64')]);
@@ -181,7 +192,15 @@ test('a day of traffic leaves request ids and operation names in the logs, and n
   assert.equal(sigRefusal?.op, 'PutObject');
   const failed = parsed.find((p) => p.level === 50 && typeof p.reqId === 'string');
   assert.ok(failed, 'the internal error is logged at error level with its request id');
-  for (const p of parsed.filter((p) => p.msg === 'request')) {
+  // ... and it is the only error: the cut-off upload is a request without a status, not a fault.
+  // (the SDK retries an InternalError: the same message up to three times)
+  assert.deepEqual(new Set(parsed.filter((p) => (p.level as number) >= 50).map((p) => p.msg)), new Set(['object data is missing from the blob store']));
+  const disconnected = parsed.filter((p) => p.msg === 'request' && p.disconnected === true);
+  assert.deepEqual(
+    disconnected.map((p) => [p.op, p.status]),
+    [['PutObject', undefined]],
+  );
+  for (const p of parsed.filter((p) => p.msg === 'request' && !p.disconnected)) {
     assert.equal(typeof p.status, 'number');
     assert.equal(typeof p.ms, 'number');
   }
