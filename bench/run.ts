@@ -6,6 +6,7 @@
 //   BENCH_RGW=0                   skip Ceph RGW (it needs the ceph packages and ~20 s to start)
 //   BENCH_JSON=path               also write the raw figures as JSON
 //   BENCH_DIR=dir                 where data directories go (default: the OS temp dir)
+//   BENCH_KEEP_DATA=1             leave the data directories (A/B series: no run pays for removing another's files)
 //   BENCH_COFFER_REF=HEAD         run Coffer from an export of that commit (not the work tree)
 //   BENCH_COFFER_DIR=dir          run Coffer from another checkout
 //   BENCH_CLIENT=node             load generator on node's http/https Agent instead of the raw client

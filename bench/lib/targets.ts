@@ -63,6 +63,20 @@ function workDir(prefix: string): string {
   return mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), prefix));
 }
 
+/**
+ * Removes a target's data directory, unless BENCH_KEEP_DATA=1: then it stays for the caller to
+ * remove after a series of runs. Removing thousands of files makes the next runs' file creations
+ * slower for minutes (ext4 without a journal skips recently freed inodes; docs/performance.md),
+ * so A/B series keep them to compare builds on the same file system state.
+ */
+function removeDataDir(dir: string): void {
+  if (process.env.BENCH_KEEP_DATA === '1') {
+    process.stderr.write(`   kept ${dir} (BENCH_KEEP_DATA=1)\n`);
+    return;
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const s = createServer();
@@ -95,12 +109,12 @@ export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ htt
       env: { ...process.env, COFFER_ROOT_ACCESS_KEY: COFFER_ACCESS_KEY, COFFER_ROOT_SECRET_KEY: COFFER_SECRET_KEY, COFFER_ROOT_KEY: COFFER_ROOT_KEY },
     },
   );
-  const remove = atExit(() => rmSync(dataDir, { recursive: true, force: true }));
+  const remove = atExit(() => removeDataDir(dataDir));
   try {
     await child.waitFor(/S3 endpoint \(HTTPS\):\s+(\S+)/, 60_000);
   } catch (e) {
     await child.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    removeDataDir(dataDir);
     remove();
     throw e;
   }
@@ -118,7 +132,7 @@ export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ htt
       await child.stop();
       const tail = child.output().trim();
       if (/error|fatal/i.test(tail)) process.stderr.write(`coffer output (warn level and above):\n${tail.slice(-3000)}\n`);
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir(dataDir);
       remove();
     },
   };
@@ -170,10 +184,10 @@ const s3rverTarget: TargetDef = {
     const dir = workDir('s3rver-bench-');
     const bin = join(REPO, 'node_modules', 's3rver', 'bin', 's3rver.js');
     const child = startChild(process.execPath, [bin, '-d', dir, '-a', '127.0.0.1', '-p', '0', '--silent'], { cwd: REPO });
-    const remove = atExit(() => rmSync(dir, { recursive: true, force: true }));
+    const remove = atExit(() => removeDataDir(dir));
     const stop = async () => {
       await child.stop();
-      rmSync(dir, { recursive: true, force: true });
+      removeDataDir(dir);
       remove();
     };
     let port: string;

@@ -119,13 +119,26 @@ export class StagedWriter {
     if (rest.length > 0) await this.push(rest);
   }
 
-  /** Writes what is staged and waits for every write. */
+  /**
+   * Writes what is staged and waits for every write. The last write starts at once, beside the
+   * one still in flight (they cover different bytes, and nothing is staged after it): the
+   * upload's end waits for one write, not two in a row.
+   */
   async finish(): Promise<void> {
     if (this.fill > 0) {
-      await this.writing;
       const len = this.direct ? Math.ceil(this.fill / PAGE) * PAGE : this.fill;
       this.stage.fill(0, this.fill, len);
-      this.startWrite(len);
+      const at = this.position;
+      this.position += len;
+      this.fill = 0;
+      const last = writeAll(this.fh, this.stage, len, at);
+      // release() waits for both before the buffers are reused; the first failure is reported.
+      const both = Promise.allSettled([this.writing, last]).then(([a, b]) => {
+        if (a.status === 'rejected') throw a.reason;
+        if (b.status === 'rejected') throw b.reason;
+      });
+      both.catch(() => {}); // awaited below and by release()
+      this.writing = both;
     }
     await this.writing;
   }
