@@ -5,6 +5,7 @@
 // threads, and the cipher's allocations are this thread's garbage, not the main thread's.
 import { parentPort } from 'node:worker_threads';
 import { CryptoError } from '../shared/errors.ts';
+import { copyIntoShared } from '../shared/aligned-memory.ts';
 import { SlotViews, type SlabMessage } from '../shared/slots.ts';
 import { decryptBlobRange } from './format.ts';
 import { SecretKey } from './keys.ts';
@@ -42,7 +43,10 @@ function decrypt(j: DecryptJob): number {
     // Every segment is verified and decrypted (into pieces of its own) before any byte of the
     // slot is overwritten.
     let n = 0;
-    for (const p of pieces) n += p.copy(all, n);
+    for (const p of pieces) {
+      copyIntoShared(all, n, p);
+      n += p.length;
+    }
     return n;
   } finally {
     key.zero();

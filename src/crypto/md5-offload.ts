@@ -12,6 +12,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../shared/module-worker.ts';
 import { CONTROL_BYTES } from './md5-lanes.ts';
+import { copyIntoShared } from '../shared/aligned-memory.ts';
 import type { FromMd5Worker, Md5WorkerData, ToMd5Worker } from './md5-worker.ts';
 
 /** Bytes allowed in flight to the worker per upload before `update` makes the caller wait. */
@@ -25,7 +26,7 @@ if (CONTROL_BYTES > SLOTS_AT) throw new Error('md5 control area overlaps the slo
 
 class Md5Pool {
   private readonly worker: Worker;
-  readonly bytes: Uint8Array;
+  readonly bytes: Buffer;
   private readonly free: number[] = [];
   private slotWaiters: (() => void)[] = [];
   private nextId = 1;
@@ -36,7 +37,7 @@ class Md5Pool {
   constructor() {
     const pages = (SLOTS_AT + SLOTS * SLOT_BYTES) / 65536;
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    this.bytes = new Uint8Array(memory.buffer as ArrayBufferLike);
+    this.bytes = Buffer.from(memory.buffer as ArrayBuffer);
     for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);
     const data: Md5WorkerData = { memory, slotsAt: SLOTS_AT, slotBytes: SLOT_BYTES };
     this.worker = startModuleWorker(import.meta.url, './md5-worker', { workerData: data });
@@ -144,7 +145,7 @@ export class OffloadedMd5 {
         this.pool.filling.add(this);
       }
       const n = Math.min(chunk.byteLength - off, SLOT_BYTES - this.filled);
-      this.pool.bytes.set(chunk.subarray(off, off + n), SLOTS_AT + this.slot * SLOT_BYTES + this.filled);
+      copyIntoShared(this.pool.bytes, SLOTS_AT + this.slot * SLOT_BYTES + this.filled, chunk.subarray(off, off + n));
       this.filled += n;
       off += n;
       if (this.filled === SLOT_BYTES) this.send();

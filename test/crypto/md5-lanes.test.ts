@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { CONTROL_BYTES, LANES, Md5Lanes, newMd5State } from '../../src/crypto/md5-lanes.ts';
 import { OffloadedMd5, stopMd5Worker } from '../../src/crypto/md5-offload.ts';
+import { alignedSharedMemory, copyIntoShared } from '../../src/shared/aligned-memory.ts';
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
@@ -83,6 +84,20 @@ describe('Md5Lanes', () => {
     for (let i = 0; i < 3; i++) engine.block(s, data.subarray(i * 64, i * 64 + 64));
     assert.equal(engine.finish(s, data.subarray(192)).toString('hex'), md5(data));
     assert.throws(() => engine.block(newMd5State(), new Uint8Array(63)), RangeError);
+  });
+});
+
+describe('copyIntoShared', () => {
+  test('copies sources of any alignment into shared memory exactly, touching nothing else', () => {
+    const target = Buffer.from(alignedSharedMemory(65536));
+    const source = randomBytes(10_000);
+    for (const [from, length, at] of [[0, 4096, 0], [3, 5000, 8], [1, 9999, 17], [7, 1, 65535], [5, 0, 100]] as const) {
+      target.fill(0xee);
+      copyIntoShared(target, at, source.subarray(from, from + length));
+      assert.ok(target.subarray(at, at + length).equals(source.subarray(from, from + length)), `${from}/${length}/${at}`);
+      assert.ok(target.subarray(0, at).every((b) => b === 0xee));
+      assert.ok(target.subarray(at + length).every((b) => b === 0xee));
+    }
   });
 });
 
