@@ -4,6 +4,8 @@
 //                     JavaScript function and by category (MD5, AES-GCM, SHA-256, GC, ...)
 //   --mode perf       Linux perf on every thread of the server (native code: OpenSSL's MD5/AES/
 //                     SHA assembly, the kernel's copies, page faults and fsync), by thread and symbol
+//   --mode gc         V8's garbage collections on the server's main thread (--trace-gc): how many
+//                     scavenges and mark-compacts ran during the load, and their pauses
 //   --mode none       just the workload (for experiments, e.g. with UV_THREADPOOL_SIZE=16)
 //   --workload put1m | get1m | put4k | get4k | put256m | get256m   (default put1m: 1 MiB PUT at
 //              concurrency 8; 256 MiB ones one at a time, bodies streamed)
@@ -37,7 +39,7 @@ const mode = values.mode!;
 const workload = values.workload!;
 const seconds = Number(values.seconds);
 const TOP = Number(values.top);
-if (!['cpu-prof', 'perf', 'none'].includes(mode)) throw new Error('--mode cpu-prof | perf | none');
+if (!['cpu-prof', 'perf', 'gc', 'none'].includes(mode)) throw new Error('--mode cpu-prof | perf | gc | none');
 const WORKLOADS: Record<string, { size: number; concurrency: number; put: boolean }> = {
   put1m: { size: MiB, concurrency: 8, put: true },
   get1m: { size: MiB, concurrency: 8, put: false },
@@ -53,6 +55,19 @@ let window = { from: 0, to: 0 };
 let profDir = '';
 
 // ---- reports ----
+
+/** --trace-gc lines of the load window: counts and pauses by kind. */
+function gcReport(out: string, seconds: number, ops: number): void {
+  const kinds = new Map<string, { n: number; ms: number }>();
+  for (const m of out.matchAll(/ ms: ([A-Za-z-]+(?: \(reduce\))?) .*?MB, ([\d.]+) \/ ([\d.]+) ms/g)) {
+    const k = kinds.get(m[1]!) ?? { n: 0, ms: 0 };
+    k.n++;
+    k.ms += Number(m[2]);
+    kinds.set(m[1]!, k);
+  }
+  console.log(`\nGarbage collections on the main thread during the load (${seconds.toFixed(1)} s, ${ops} requests):`);
+  for (const [kind, k] of kinds) console.log(`  ${kind.padEnd(20)} ${String(k.n).padStart(6)}  (${(k.n / seconds).toFixed(1)}/s)  pauses ${k.ms.toFixed(0)} ms (${((k.ms / (seconds * 1000)) * 100).toFixed(1)}% of the time)`);
+}
 
 interface Node {
   id: number;
@@ -185,7 +200,13 @@ function perfReport(file: string, pid: number): void {
 async function main(): Promise<void> {
   profDir = mkdtempSync(join(tmpdir(), 'coffer-prof-'));
   const nodeArgs =
-    mode === 'cpu-prof' ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250'] : mode === 'perf' ? ['--perf-basic-prof-only-functions'] : [];
+    mode === 'cpu-prof'
+      ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250']
+      : mode === 'perf'
+        ? ['--perf-basic-prof-only-functions']
+        : mode === 'gc'
+          ? ['--trace-gc']
+          : [];
   const spawnedAt = performance.now();
   const extra = values['node-args']!.split(/\s+/).filter(Boolean);
   const c = await startCofferProcess([...nodeArgs, ...extra]);
@@ -219,6 +240,7 @@ async function main(): Promise<void> {
       perf = spawn('perf', ['record', '-F', '999', '-g', '-p', String(c.pid), '-o', perfData], { stdio: 'ignore', detached: true });
       await new Promise((r) => setTimeout(r, 500));
     }
+    const gcBefore = c.output().length;
     const start = performance.now();
     const r = await measure(target, workload, { concurrency: w.concurrency, maxOps: 10_000_000, maxMs: seconds * 1000 }, async (i) => {
       if (w.put) {
@@ -232,6 +254,7 @@ async function main(): Promise<void> {
     });
     window = { from: (start - spawnedAt) * 1000, to: (performance.now() - spawnedAt) * 1000 };
     console.log(`Coffer ${target.info}${values.https ? ' over HTTPS' : ''}${extra.length ? ` (${extra.join(' ')})` : ''}, workload ${workload} for ${r.seconds.toFixed(1)} s: ${r.ops} ops, ${r.mbps.toFixed(1)} MB/s, ${r.rps.toFixed(0)} req/s, server CPU ${r.serverCpu.toFixed(2)} cores (main thread ${r.serverMainCpu.toFixed(2)}), load generator ${r.genCpu.toFixed(2)}, other ${r.otherCpu.toFixed(2)}, errors ${r.errors}${r.firstError ? ' ' + r.firstError : ''}`);
+    if (mode === 'gc') gcReport(c.output().slice(gcBefore), r.seconds, r.ops);
     if (perf) {
       const exited = new Promise((resolve) => perf!.once('exit', resolve));
       perf.kill('SIGINT');

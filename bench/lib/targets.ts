@@ -99,7 +99,7 @@ export function cofferNodeFlags(dir = cofferDirectory()): string[] {
  * `coffer server` as a child process, with the node flags its command runs with; `nodeArgs`
  * go before the script too (e.g. --cpu-prof).
  */
-export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ http: string; https: string; ca: Buffer; pid: number; stop(): Promise<void>; dataDir: string }> {
+export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ http: string; https: string; ca: Buffer; pid: number; stop(): Promise<void>; dataDir: string; output(): string }> {
   const dataDir = workDir('coffer-bench-');
   const child = startChild(
     process.execPath,
@@ -128,6 +128,7 @@ export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ htt
     ca,
     pid: child.pid,
     dataDir,
+    output: () => child.output(),
     async stop() {
       await child.stop();
       const tail = child.output().trim();
