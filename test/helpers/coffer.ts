@@ -16,8 +16,17 @@ export const ACCESS_KEY = 'AKTESTCOFFER00000001';
 export const SECRET_KEY = 'test-secret-key-for-coffer-0000000000000';
 export const ROOT_KEY = '5f'.repeat(32);
 
+/** Temporary directories made by this test file's process: removed when it exits. */
+const temporary: string[] = [];
+process.on('exit', () => {
+  for (const d of temporary) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed when the test file's process exits. */
 export function tempDir(prefix = 'coffer-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temporary.push(d);
+  return d;
 }
 
 export interface TestServer {
