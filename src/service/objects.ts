@@ -237,6 +237,11 @@ export class ObjectService {
     const known = Number.isSafeInteger(expectedLength) && expectedLength >= 0 && expectedLength <= limit;
     const enc = createEncryptStream(dataKey, { streamIndex, tap: meter, ...(known ? { plainSize: expectedLength } : {}) });
     source.on('error', (e) => enc.destroy(e));
+    // A source destroyed without an error before its end (a request the body watchdog closed)
+    // emits neither 'end' nor 'error': pipe() would leave the write waiting forever.
+    source.on('close', () => {
+      if (!source.readableEnded) enc.destroy(new S3Error('IncompleteBody'));
+    });
     const encrypted = source.pipe(enc);
     let inlineData: Buffer | undefined;
     try {

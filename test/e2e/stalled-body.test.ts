@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import {
   CreateBucketCommand,
@@ -18,6 +18,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { startListeners, type Listeners } from '../../src/http/server.ts';
+import { createLogger } from '../../src/shared/logger.ts';
 import { createS3Handler } from '../../src/s3api/app.ts';
 import { ACCESS_KEY, clientFor, SECRET_KEY, startTestServer, type TestServer } from '../helpers/coffer.ts';
 import { blobFiles, eventually, signRequest, xmlField } from '../helpers/raw-s3.ts';
@@ -35,10 +36,11 @@ before(async () => {
   const handler = createS3Handler({
     meta: coffer.stores.meta,
     objects: coffer.objects,
-    log: coffer.log,
     owner: { id: 'owner', displayName: 'coffer' },
     region: 'us-east-1',
     credentials: (id) => coffer.access.identities.lookup(id),
+    // What the handler logs: each request's line comes when its handling has settled.
+    log: createLogger('info', sink),
     authorizer: coffer.access.authorizer,
     policies: coffer.access.policies,
   });
@@ -53,6 +55,19 @@ after(async () => {
   await listeners?.close();
   await srv?.stop();
 });
+
+const lines: Record<string, unknown>[] = [];
+const sink = new Writable({
+  write(chunk: Buffer, _enc, cb) {
+    for (const l of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+    cb();
+  },
+});
+
+/** The handling of request `id` has finished (its request line is logged): no upload is left waiting. */
+async function settled(id: string): Promise<void> {
+  await eventually(() => lines.some((l) => l.msg === 'request' && l.reqId === id), `request ${id} settled`);
+}
 
 async function content(key: string): Promise<string | undefined> {
   try {
@@ -84,7 +99,7 @@ async function stall(path: string, query: Record<string, string>, length: number
   return { text, closedByServer, ms: Date.now() - started };
 }
 
-function assertRequestTimeout(r: { text: string; closedByServer: boolean; ms: number }): void {
+function assertRequestTimeout(r: { text: string; closedByServer: boolean; ms: number }): string {
   assert.ok(r.closedByServer, 'the server closed the connection');
   assert.ok(r.ms >= IDLE_MS, `not before the idle limit (${r.ms} ms)`);
   const [head, body] = r.text.split('\r\n\r\n', 2) as [string, string];
@@ -94,12 +109,13 @@ function assertRequestTimeout(r: { text: string; closedByServer: boolean; ms: nu
   assert.ok(id, head);
   assert.equal(xmlField(body, 'Code'), 'RequestTimeout');
   assert.equal(xmlField(body, 'RequestId'), id);
+  return id!;
 }
 
 test('a PUT whose body stalls → 400 RequestTimeout, connection closed, nothing stored', async () => {
   const before = blobFiles(srv.dataDir).join();
   for (const key of ['stalled-new', 'existing']) {
-    assertRequestTimeout(await stall(`/${BUCKET}/${key}`, {}, 1024 * 1024, 100_000));
+    await settled(assertRequestTimeout(await stall(`/${BUCKET}/${key}`, {}, 1024 * 1024, 100_000)));
   }
   await eventually(() => blobFiles(srv.dataDir).join() === before, 'no blob file left');
   assert.equal(await content('stalled-new'), undefined);
@@ -110,7 +126,7 @@ test('a PUT whose body stalls → 400 RequestTimeout, connection closed, nothing
 test('an UploadPart whose body stalls stores no part', async () => {
   const up = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'mpu' }));
   const before = blobFiles(srv.dataDir).join();
-  assertRequestTimeout(await stall(`/${BUCKET}/mpu`, { partNumber: '1', uploadId: up.UploadId! }, 6 * 1024 * 1024, 70_000));
+  await settled(assertRequestTimeout(await stall(`/${BUCKET}/mpu`, { partNumber: '1', uploadId: up.UploadId! }, 6 * 1024 * 1024, 70_000)));
   await eventually(() => blobFiles(srv.dataDir).join() === before, 'no blob file left');
   const parts = await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: 'mpu', UploadId: up.UploadId }));
   assert.equal(parts.Parts?.length ?? 0, 0);
