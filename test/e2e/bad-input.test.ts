@@ -444,8 +444,9 @@ describe('more body integrity', () => {
 
 describe('early errors during uploads', () => {
   /** PUTs `size` bytes through a keep-alive agent; gives up (failing the test) after 5 s. */
-  async function put(agent: http.Agent, path: string, size: number): Promise<{ status: number; connection?: string; code?: string; reused: boolean }> {
-    const signed = await signRequest({ method: 'PUT', path, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(size) } }, port);
+  async function put(agent: http.Agent, path: string, size: number, signedPayload = false): Promise<{ status: number; connection?: string; code?: string; reused: boolean }> {
+    const payloadHash = signedPayload ? sha256hex(Buffer.alloc(size)) : 'UNSIGNED-PAYLOAD';
+    const signed = await signRequest({ method: 'PUT', path, headers: { 'x-amz-content-sha256': payloadHash, 'content-length': String(size) } }, port);
     return new Promise((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: signed.path, headers: signed.headers, agent }, (res) => {
         let body = '';
@@ -461,24 +462,26 @@ describe('early errors during uploads', () => {
     });
   }
 
-  test('a large upload refused early gets its error at once and the connection closes; a small one keeps it', async () => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    try {
-      await noNewBlobs(async () => {
-        const big = await put(agent, '/no-such-bucket-here/k', 32 * 1024 * 1024); // above the 16 MiB drain limit
-        assert.deepEqual([big.status, big.code, big.connection], [404, 'NoSuchBucket', 'close']);
-        // The next request is not stuck behind the unread upload.
-        const small = await put(agent, '/no-such-bucket-here/k', 100);
-        assert.deepEqual([small.status, small.code], [404, 'NoSuchBucket']);
-      });
-      const again = await put(agent, `/${BUCKET}/early-small`, 100);
-      assert.equal(again.status, 200);
-      assert.equal(again.reused, true, 'the small refused body was drained and the connection reused');
-    } finally {
-      agent.destroy();
-    }
-    await alive();
-  });
+  for (const signedPayload of [false, true]) {
+    test(`a large upload refused early gets its error at once and the connection closes; a small one keeps it (${signedPayload ? 'signed payload hash' : 'UNSIGNED-PAYLOAD'})`, async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        await noNewBlobs(async () => {
+          const big = await put(agent, '/no-such-bucket-here/k', 32 * 1024 * 1024, signedPayload); // above the 16 MiB drain limit
+          assert.deepEqual([big.status, big.code, big.connection], [404, 'NoSuchBucket', 'close']);
+          // The next request is not stuck behind the unread upload.
+          const small = await put(agent, '/no-such-bucket-here/k', 100, signedPayload);
+          assert.deepEqual([small.status, small.code], [404, 'NoSuchBucket']);
+        });
+        const again = await put(agent, `/${BUCKET}/early-small`, 100, signedPayload);
+        assert.equal(again.status, 200);
+        assert.equal(again.reused, true, 'the small refused body was drained and the connection reused');
+      } finally {
+        agent.destroy();
+      }
+      await alive();
+    });
+  }
 });
 
 describe('names and keys', () => {
