@@ -1,5 +1,6 @@
-// Stream stages for the object data path: a meter that counts and MD5s plaintext and enforces
-// a byte limit, and a reader that decrypts an object (or a range of it) across its streams.
+// The object data path's pieces: a meter that counts and MD5s plaintext and enforces a byte
+// limit (the encryptor's tap on the way in), and a reader that decrypts an object (or a range of
+// it) across its streams on the way out.
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { decryptInSlot, WINDOW_SEGMENTS } from '../crypto/crypto-offload.ts';
