@@ -200,13 +200,11 @@ function perfReport(file: string, pid: number): void {
 async function main(): Promise<void> {
   profDir = mkdtempSync(join(tmpdir(), 'coffer-prof-'));
   const nodeArgs =
-    mode === 'cpu-prof'
-      ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250']
-      : mode === 'perf'
-        ? ['--perf-basic-prof-only-functions']
-        : mode === 'gc'
-          ? ['--trace-gc']
-          : [];
+    ({
+      'cpu-prof': ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '250'],
+      perf: ['--perf-basic-prof-only-functions'],
+      gc: ['--trace-gc'],
+    })[mode] ?? [];
   const spawnedAt = performance.now();
   const extra = values['node-args']!.split(/\s+/).filter(Boolean);
   const c = await startCofferProcess([...nodeArgs, ...extra]);

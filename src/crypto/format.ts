@@ -161,14 +161,25 @@ export function segmentNonce(index: number, final: boolean): Buffer {
   return n;
 }
 
-function sealPieces(key: Buffer, header: Buffer, index: number, final: boolean, pieces: Buffer[]): Buffer[] {
+/** The cipher that seals segment `index` (spec §Segments: its nonce, the header as AAD). */
+function segmentCipher(key: Buffer, header: Buffer, index: number, final: boolean): CipherGCM {
   const cipher = createCipheriv('aes-256-gcm', key, segmentNonce(index, final));
   cipher.setAAD(header);
+  return cipher;
+}
+
+/** Ends a segment's cipher: what it still holds (nothing, for GCM), then the tag. */
+function closeSegment(cipher: CipherGCM, out: (b: Buffer) => void): void {
+  const rest = cipher.final();
+  if (rest.length > 0) out(rest);
+  out(cipher.getAuthTag());
+}
+
+function sealPieces(key: Buffer, header: Buffer, index: number, final: boolean, pieces: Buffer[]): Buffer[] {
+  const cipher = segmentCipher(key, header, index, final);
   const out: Buffer[] = [];
   for (const p of pieces) out.push(cipher.update(p));
-  const rest = cipher.final();
-  if (rest.length > 0) out.push(rest);
-  out.push(cipher.getAuthTag());
+  closeSegment(cipher, (b) => out.push(b));
   return out;
 }
 
@@ -288,8 +299,7 @@ export class EncryptStream extends Transform {
   #begin(): CipherGCM {
     const start = this.#index * SEGMENT_SIZE;
     const length = Math.min(SEGMENT_SIZE, this.#plainSize! - start);
-    const cipher = createCipheriv('aes-256-gcm', this.#key.expose(), segmentNonce(this.#index, start + length === this.#plainSize));
-    cipher.setAAD(this.header);
+    const cipher = segmentCipher(this.#key.expose(), this.header, this.#index, start + length === this.#plainSize);
     this.#segmentLeft = length;
     this.#cipher = cipher;
     return cipher;
@@ -297,9 +307,7 @@ export class EncryptStream extends Transform {
 
   /** Known-length mode: seals the segment whose last byte has been fed. */
   #end(cipher: CipherGCM): void {
-    const rest = cipher.final();
-    if (rest.length > 0) this.#out(rest);
-    this.#out(cipher.getAuthTag());
+    closeSegment(cipher, (b) => this.#out(b));
     this.#cipher = undefined;
     this.#index++;
   }

@@ -173,7 +173,8 @@ async function handle(
         const d = createPayloadDecoder(auth, req.headers);
         if (d.passthrough) {
           // Nothing to check: the body itself, one stream stage fewer per chunk. A body cut off
-          // by the client fails with node's 'aborted' error (IncompleteBody, see toS3Error).
+          // by the client fails with node's 'aborted' error (IncompleteBody, see toS3Error); one
+          // destroyed without an error (the body watchdog) fails the upload's write (writeStream).
           decoded = req;
         } else {
           req.on('error', (e) => d.destroy(e));

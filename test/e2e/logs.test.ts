@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
@@ -23,7 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createLogger } from '../../src/shared/logger.ts';
 import { ROOT_KEY, SECRET_KEY, startTestServer, type TestServer } from '../helpers/coffer.ts';
-import { eventually, rawRequest, send, signRequest } from '../helpers/raw-s3.ts';
+import { eventually, rawRequest, send, sendPartly, signRequest } from '../helpers/raw-s3.ts';
 import { fanOut } from '../../src/storage/fs-blob/fs-blob-store.ts';
 
 const BUCKET = 'logs';
@@ -155,12 +154,7 @@ test('a day of traffic leaves request ids and operation names in the logs, and n
 
   // A client that closes the connection halfway through an upload: no server fault.
   const cut = await signRequest({ method: 'PUT', path: `/${BUCKET}/cut`, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(2 * 1024 * 1024) } }, port);
-  const socket = net.connect(port, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  socket.write([`PUT ${cut.path} HTTP/1.1`, ...Object.entries(cut.headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n'));
-  socket.write(Buffer.alloc(1024 * 1024, 0x42));
-  await new Promise((r) => setTimeout(r, 100));
-  socket.destroy();
+  await sendPartly(port, 'PUT', cut, Buffer.alloc(1024 * 1024, 0x42));
   await eventually(() => lines.some((l) => l.includes('"disconnected":true')), 'the cut-off upload is logged');
 
   for (const key of ['small', 'multi']) {

@@ -21,7 +21,7 @@ import { startListeners, type Listeners } from '../../src/http/server.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { createS3Handler } from '../../src/s3api/app.ts';
 import { ACCESS_KEY, clientFor, SECRET_KEY, startTestServer, type TestServer } from '../helpers/coffer.ts';
-import { blobFiles, eventually, signRequest, xmlField } from '../helpers/raw-s3.ts';
+import { blobFiles, eventually, requestHead, signRequest, xmlField } from '../helpers/raw-s3.ts';
 
 const IDLE_MS = 300;
 const BUCKET = 'stall';
@@ -86,7 +86,7 @@ async function stall(path: string, query: Record<string, string>, length: number
   const started = Date.now();
   let text = '';
   sock.on('data', (d) => (text += d));
-  sock.write(`PUT ${signed.path} HTTP/1.1\r\n${Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+  sock.write(requestHead('PUT', signed));
   sock.write(Buffer.alloc(sent, 0x61));
   const closedByServer = await new Promise<boolean>((resolve) => {
     const t = setTimeout(() => resolve(false), 20 * IDLE_MS);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import { HttpRequest, buildQueryString } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -80,6 +81,26 @@ export function send(port: number, method: string, path: string, headers: Record
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** The head of an HTTP/1.1 request as written on the wire (request line, headers, blank line). */
+export function requestHead(method: string, signed: { path: string; headers: Record<string, string> }): string {
+  return `${method} ${signed.path} HTTP/1.1\r\n${Object.entries(signed.headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
+}
+
+/**
+ * A client that gives up halfway: sends the request head and `body` (part of what the head
+ * announced) on a raw socket, waits 100 ms and closes the connection.
+ */
+export async function sendPartly(port: number, method: string, signed: { path: string; headers: Record<string, string> }, body: Buffer): Promise<void> {
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+  sock.write(requestHead(method, signed));
+  sock.write(body);
+  await new Promise((r) => setTimeout(r, 100));
+  sock.destroy();
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
