@@ -18,6 +18,7 @@ import * as listing from './handlers/listing.ts';
 import * as mp from './handlers/multipart.ts';
 import * as objs from './handlers/objects.ts';
 import * as policy from './handlers/policy.ts';
+import * as tagging from './handlers/tagging.ts';
 import { hasCustomerKeyHeaders, SSE_C_ERRORS, type Owner, type S3Context } from './request.ts';
 import { resolveTarget, route, type Operation } from './router.ts';
 import { xmlDocument, type XmlNode } from './xml.ts';
@@ -255,6 +256,12 @@ async function handle(
       return mp.abortMultipartUpload(ctx, objects);
     case 'ListParts':
       return mp.listParts(ctx, objects, meta, owner);
+    case 'GetObjectTagging':
+      return tagging.getObjectTagging(ctx, objects);
+    case 'PutObjectTagging':
+      return tagging.putObjectTagging(ctx, objects);
+    case 'DeleteObjectTagging':
+      return tagging.deleteObjectTagging(ctx, objects);
   }
 }
 

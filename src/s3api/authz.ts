@@ -25,6 +25,8 @@ export interface OperationAccess {
   recordedSse?: boolean;
   /** Listings: s3:prefix, s3:delimiter (and s3:max-keys for ListBucket) are set. */
   listing?: 'keys' | 'uploads';
+  /** Writes that may carry x-amz-tagging: with it, s3:PutObjectTagging is needed too (as AWS). */
+  tagged?: boolean;
 }
 
 /** Every S3 operation Coffer serves, with the IAM action AWS documents for it. */
@@ -46,17 +48,20 @@ export const OPERATION_ACCESS: Record<OperationName, OperationAccess> = {
   ListObjectsV2: { action: 's3:ListBucket', resource: 'bucket', listing: 'keys' },
   ListMultipartUploads: { action: 's3:ListBucketMultipartUploads', resource: 'bucket', listing: 'uploads' },
   DeleteObjects: { action: 's3:DeleteObject', resource: 'object', perKey: true },
-  PutObject: { action: 's3:PutObject', resource: 'object' },
-  CopyObject: { action: 's3:PutObject', resource: 'object', sourceAction: 's3:GetObject' },
+  PutObject: { action: 's3:PutObject', resource: 'object', tagged: true },
+  CopyObject: { action: 's3:PutObject', resource: 'object', sourceAction: 's3:GetObject', tagged: true },
   GetObject: { action: 's3:GetObject', resource: 'object' },
   HeadObject: { action: 's3:GetObject', resource: 'object' },
   DeleteObject: { action: 's3:DeleteObject', resource: 'object' },
-  CreateMultipartUpload: { action: 's3:PutObject', resource: 'object' },
+  CreateMultipartUpload: { action: 's3:PutObject', resource: 'object', tagged: true },
   UploadPart: { action: 's3:PutObject', resource: 'object', recordedSse: true },
   UploadPartCopy: { action: 's3:PutObject', resource: 'object', sourceAction: 's3:GetObject', recordedSse: true },
   CompleteMultipartUpload: { action: 's3:PutObject', resource: 'object', recordedSse: true },
   AbortMultipartUpload: { action: 's3:AbortMultipartUpload', resource: 'object' },
   ListParts: { action: 's3:ListMultipartUploadParts', resource: 'object' },
+  GetObjectTagging: { action: 's3:GetObjectTagging', resource: 'object' },
+  PutObjectTagging: { action: 's3:PutObjectTagging', resource: 'object' },
+  DeleteObjectTagging: { action: 's3:DeleteObjectTagging', resource: 'object' },
 };
 
 export function resourceArn(access: OperationAccess, bucket: string | undefined, key: string | undefined): string {
@@ -163,6 +168,9 @@ export async function authorizeRequest(
     };
   }
   await require(deps, ctx, principal, access.action, resourceArn(access, op.bucket, op.key), op.bucket, keys);
+  if (access.tagged && ctx.req.headers['x-amz-tagging'] !== undefined) {
+    await require(deps, ctx, principal, 's3:PutObjectTagging', resourceArn(access, op.bucket, op.key), op.bucket, keys);
+  }
   if (access.sourceAction) {
     const src = copySource(ctx);
     await require(deps, ctx, principal, access.sourceAction, objectArn(src.bucket, src.key), src.bucket, keys);

@@ -31,7 +31,10 @@ export type OperationName =
   | 'UploadPartCopy'
   | 'CompleteMultipartUpload'
   | 'AbortMultipartUpload'
-  | 'ListParts';
+  | 'ListParts'
+  | 'GetObjectTagging'
+  | 'PutObjectTagging'
+  | 'DeleteObjectTagging';
 
 export interface Operation {
   name: OperationName;
@@ -94,6 +97,11 @@ export function route(method: string, bucket: string | undefined, key: string | 
   }
   const op = (name: OperationName): Operation => ({ name, bucket, key });
   const has = (k: string) => q.has(k);
+  if (has('tagging') && !has('uploadId')) {
+    if (method === 'GET') return op('GetObjectTagging');
+    if (method === 'PUT') return op('PutObjectTagging');
+    if (method === 'DELETE') return op('DeleteObjectTagging');
+  }
   const unknownSub = [...q.keys()].find((k) => OBJECT_SUBRESOURCES.has(k) && k !== 'uploadId' && k !== 'uploads');
   if (unknownSub) return notImplemented();
   switch (method) {

@@ -44,7 +44,7 @@ const parser = new XMLParser({
   parseTagValue: false,
   trimValues: false,
   processEntities: true,
-  isArray: (name) => name === 'Part' || name === 'Object' || name === 'Rule' || name === 'EncryptionType',
+  isArray: (name) => name === 'Part' || name === 'Object' || name === 'Rule' || name === 'EncryptionType' || name === 'Tag',
 });
 
 /** Parse a request body; anything that is not well-formed XML is MalformedXML. */

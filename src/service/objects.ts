@@ -14,6 +14,7 @@ import {
   type BucketRecord,
   type MetadataStore,
   type ObjectRecord,
+  type ObjectTag,
   type PartRecord,
   type StreamRecord,
   type UploadRecord,
@@ -63,6 +64,8 @@ export interface WriteAttributes {
   contentType: string;
   headers: Record<string, string>;
   userMetadata: Record<string, string>;
+  /** Object tags (checked by the caller); absent or empty: none. */
+  tags?: ObjectTag[];
 }
 
 /**
@@ -280,6 +283,13 @@ export class ObjectService {
     }
   }
 
+  /** Replaces the tags of an object's current version (undefined: removes them). */
+  async setTags(bucket: string, key: string, tags: ObjectTag[] | undefined): Promise<void> {
+    if (await this.meta.setObjectTags(bucket, key, tags)) return;
+    await this.requireBucket(bucket);
+    throw new S3Error('NoSuchKey', undefined, { Key: key });
+  }
+
   async putObject(input: PutInput): Promise<WriteResult> {
     const bucket = await this.requireBucket(input.bucket);
     const versionId = newId(16);
@@ -313,6 +323,7 @@ export class ObjectService {
         contentType: input.contentType,
         headers: input.headers,
         userMetadata: input.userMetadata,
+        ...(input.tags?.length ? { tags: input.tags } : {}),
         sse,
         streams: [record],
         partsCount: 0,
@@ -414,6 +425,7 @@ export class ObjectService {
         contentType: input.contentType,
         headers: input.headers,
         userMetadata: input.userMetadata,
+        ...(input.tags ? { tags: input.tags } : {}),
         ...(input.signal ? { signal: input.signal } : {}),
         ...(input.encryption ? { encryption: input.encryption } : {}),
         ...(input.requester ? { requester: input.requester } : {}),
@@ -450,8 +462,10 @@ export class ObjectService {
     }
     if (!sealed) return undefined;
     const single = source.partsCount === 0;
+    const { tags: _sourceTags, ...untagged } = source;
     const obj: ObjectRecord = {
-      ...source,
+      ...untagged,
+      ...(input.tags?.length ? { tags: input.tags } : {}),
       versionId,
       lastModified: this.now(),
       contentType: input.contentType,
@@ -602,6 +616,7 @@ export class ObjectService {
       contentType: upload.contentType,
       headers: upload.headers,
       userMetadata: upload.userMetadata,
+      ...(upload.tags?.length ? { tags: upload.tags } : {}),
       sse: upload.sse,
       streams: chosen.map((p) => ({ blobId: p.blobId, streamIndex: p.partNumber, plainSize: p.plainSize, md5: p.md5, header: p.header })),
       partsCount: chosen.length,

@@ -14,6 +14,7 @@ export const S3_ERRORS = {
     status: 400,
     message: 'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.',
   },
+  BadRequest: { status: 400, message: 'Bad Request' },
   BadDigest: { status: 400, message: 'The Content-MD5 you specified did not match what we received.' },
   BucketAlreadyExists: {
     status: 409,
@@ -53,6 +54,7 @@ export const S3_ERRORS = {
   InvalidPartNumber: { status: 416, message: 'The requested partnumber is not satisfiable' },
   InvalidRange: { status: 416, message: 'The requested range is not satisfiable' },
   InvalidRequest: { status: 400, message: 'Invalid Request' },
+  InvalidTag: { status: 400, message: 'The tag provided was not a valid tag.' },
   InvalidURI: { status: 400, message: "Couldn't parse the specified URI." },
   KeyTooLongError: { status: 400, message: 'Your key is too long' },
   'KMS.DisabledException': { status: 400, message: 'The KMS key is disabled.' },

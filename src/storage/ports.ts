@@ -113,6 +113,14 @@ export interface ObjectRecord {
    * return it.
    */
   inlineData?: Buffer;
+  /** Object tags (PutObjectTagging, x-amz-tagging), in the order they were given; absent: none. */
+  tags?: ObjectTag[];
+}
+
+/** One object tag (docs/s3-compatibility.md: at most 10 per object, keys unique). */
+export interface ObjectTag {
+  key: string;
+  value: string;
 }
 
 export interface BucketRecord {
@@ -159,6 +167,8 @@ export interface UploadRecord {
   requestedSse?: string;
   /** Likewise the x-amz-server-side-encryption-aws-kms-key-id value (s3:x-amz-server-side-encryption-aws-kms-key-id). */
   requestedKmsKeyId?: string;
+  /** Tags from CreateMultipartUpload's x-amz-tagging: the completed object gets them. */
+  tags?: ObjectTag[];
 }
 
 export interface PartRecord {
@@ -267,6 +277,11 @@ export interface MetadataStore extends KmsStore, AuditStore {
    */
   putObject(obj: ObjectRecord, expectedVersionId?: string): Promise<Replaced & { conflict?: true }>;
   deleteObject(bucket: string, key: string): Promise<Replaced & { deleted: boolean }>;
+  /**
+   * Replaces the tags of the object's current version (undefined or empty: removes them); false
+   * when there is no such object. `expectedVersionId`, when given, must be the current version.
+   */
+  setObjectTags(bucket: string, key: string, tags: ObjectTag[] | undefined, expectedVersionId?: string): Promise<boolean>;
   /** Keys in UTF-8 byte order (as S3 lists them, not JavaScript's UTF-16 order). */
   listObjects(q: ListObjectsQuery): Promise<ObjectRecord[]>;
 

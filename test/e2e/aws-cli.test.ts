@@ -92,6 +92,39 @@ for (const cli of CLIS) {
         assert.equal(after.Contents, undefined);
       });
 
+      test('s3 cp between buckets: a large object (multipart copy) with its tags, and s3api tagging calls', async () => {
+        // Above the 8 MiB threshold the CLI copies in parts. CLI v2 (--copy-props default) reads
+        // the source's tags (GetObjectTagging) and gives them to CreateMultipartUpload; v1 has no
+        // --copy-props and copies no tags, against AWS as here.
+        const copiesTags = cli.path === '/usr/bin/aws';
+        const target = `${bucket}-copy`;
+        await aws('s3', 'mb', `s3://${target}`);
+        const f = join(work, `${bucket}-tagged.bin`);
+        const data = randomBytes(9 * 1024 * 1024 + 5);
+        writeFileSync(f, data);
+        await aws('s3api', 'put-object', '--bucket', bucket, '--key', 'tagged.bin', '--body', f, '--tagging', 'team=storage&tier=gold%20plus');
+        await aws('s3', 'cp', `s3://${bucket}/tagged.bin`, `s3://${target}/tagged.bin`);
+        const tags = JSON.parse(await aws('s3api', 'get-object-tagging', '--bucket', target, '--key', 'tagged.bin'));
+        assert.deepEqual(
+          tags.TagSet,
+          copiesTags
+            ? [
+                { Key: 'team', Value: 'storage' },
+                { Key: 'tier', Value: 'gold plus' },
+              ]
+            : [],
+        );
+        assert.deepEqual(JSON.parse(await aws('s3api', 'get-object-tagging', '--bucket', bucket, '--key', 'tagged.bin')).TagSet.length, 2);
+        const out = join(work, `${bucket}-tagged.out`);
+        await aws('s3', 'cp', `s3://${target}/tagged.bin`, out);
+        assert.equal(sha(readFileSync(out)), sha(data));
+        await aws('s3api', 'put-object-tagging', '--bucket', target, '--key', 'tagged.bin', '--tagging', 'TagSet=[{Key=k,Value=v}]');
+        assert.deepEqual(JSON.parse(await aws('s3api', 'get-object-tagging', '--bucket', target, '--key', 'tagged.bin')).TagSet, [{ Key: 'k', Value: 'v' }]);
+        await aws('s3api', 'delete-object-tagging', '--bucket', target, '--key', 'tagged.bin');
+        assert.deepEqual(JSON.parse(await aws('s3api', 'get-object-tagging', '--bucket', target, '--key', 'tagged.bin')).TagSet, []);
+        await aws('s3', 'rb', `s3://${target}`, '--force');
+      });
+
       test('s3api put-object with SSE header, get-object with a range, copy, errors', async () => {
         const f = join(work, `${bucket}-api.bin`);
         const data = randomBytes(200_000);

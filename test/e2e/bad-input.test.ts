@@ -543,8 +543,9 @@ describe('headers', () => {
 
   test('unknown subresources → 501 NotImplemented; unsupported methods → 405 MethodNotAllowed', async () => {
     for (const [method, path, query] of [
-      ['GET', `/${BUCKET}/existing`, { tagging: '' }],
-      ['PUT', `/${BUCKET}/existing`, { tagging: '' }],
+      ['GET', `/${BUCKET}/existing`, { retention: '' }],
+      ['PUT', `/${BUCKET}/existing`, { 'legal-hold': '' }],
+      ['GET', `/${BUCKET}`, { tagging: '' }],
       ['GET', `/${BUCKET}/existing`, { acl: '' }],
       ['GET', `/${BUCKET}`, { acl: '' }],
       ['PUT', `/${BUCKET}`, { replication: '' }],

@@ -12,15 +12,18 @@ import {
   CreateBucketCommand,
   DeleteBucketPolicyCommand,
   DeleteObjectCommand,
+  DeleteObjectTaggingCommand,
   DeleteObjectsCommand,
   GetBucketPolicyCommand,
   GetBucketPolicyStatusCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadBucketCommand,
   ListBucketsCommand,
   ListObjectsV2Command,
   PutBucketPolicyCommand,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -287,6 +290,27 @@ describe('bucket policies', () => {
       assert.equal(await read(srv.s3, 'home/copy.txt'), 'content of home/a.txt');
       await rejectsWith(as(alice).send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'home/stolen.txt', CopySource: `${BUCKET}/private/c.txt` })), 'AccessDenied', 403);
       await rejectsWith(read(srv.s3, 'home/stolen.txt'), 'NoSuchKey', 404);
+    } finally {
+      await deletePolicy();
+    }
+  });
+
+  test('object tagging: its own actions, and x-amz-tagging on a write needs s3:PutObjectTagging too', async () => {
+    const bobArn = `arn:aws:iam::${ACCOUNT}:user/bob`;
+    const grant = (actions: string[]) =>
+      putPolicy({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: bobArn }, Action: actions, Resource: `arn:aws:s3:::${BUCKET}/tags/*` }] });
+    await grant(['s3:PutObject', 's3:GetObject']);
+    try {
+      await as(bob).send(new PutObjectCommand({ Bucket: BUCKET, Key: 'tags/plain', Body: 'p' }));
+      await rejectsWith(as(bob).send(new PutObjectCommand({ Bucket: BUCKET, Key: 'tags/tagged', Body: 't', Tagging: 'a=1' })), 'AccessDenied', 403);
+      await rejectsWith(read(srv.s3, 'tags/tagged'), 'NoSuchKey', 404);
+      await rejectsWith(as(bob).send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/plain' })), 'AccessDenied', 403);
+      await rejectsWith(as(bob).send(new PutObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/plain', Tagging: { TagSet: [] } })), 'AccessDenied', 403);
+      await rejectsWith(as(bob).send(new DeleteObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/plain' })), 'AccessDenied', 403);
+      await grant(['s3:PutObject', 's3:GetObject', 's3:PutObjectTagging', 's3:GetObjectTagging', 's3:DeleteObjectTagging']);
+      await as(bob).send(new PutObjectCommand({ Bucket: BUCKET, Key: 'tags/tagged', Body: 't', Tagging: 'a=1' }));
+      assert.deepEqual((await as(bob).send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/tagged' }))).TagSet, [{ Key: 'a', Value: '1' }]);
+      await as(bob).send(new DeleteObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/tagged' }));
     } finally {
       await deletePolicy();
     }

@@ -37,6 +37,9 @@ describe('the operation table', () => {
       PutBucketPolicy: 's3:PutBucketPolicy',
       GetBucketPolicyStatus: 's3:GetBucketPolicyStatus',
       GetBucketEncryption: 's3:GetEncryptionConfiguration',
+      GetObjectTagging: 's3:GetObjectTagging',
+      PutObjectTagging: 's3:PutObjectTagging',
+      DeleteObjectTagging: 's3:DeleteObjectTagging',
     };
     for (const [op, action] of Object.entries(expect)) assert.equal(OPERATION_ACCESS[op as keyof typeof OPERATION_ACCESS].action, action, op);
     assert.equal(OPERATION_ACCESS.CopyObject.sourceAction, 's3:GetObject');
@@ -55,6 +58,17 @@ describe('the operation table', () => {
     assert.equal(route('GET', 'b', undefined, q('policy'), {}).name, 'GetBucketPolicy');
     assert.equal(route('DELETE', 'b', undefined, q('policy'), {}).name, 'DeleteBucketPolicy');
     assert.equal(route('GET', 'b', undefined, q('policyStatus'), {}).name, 'GetBucketPolicyStatus');
+  });
+
+  test('the router knows object tagging; other object sub-resources stay NotImplemented', () => {
+    const q = (s: string) => new URLSearchParams(s);
+    assert.equal(route('GET', 'b', 'k', q('tagging'), {}).name, 'GetObjectTagging');
+    assert.equal(route('PUT', 'b', 'k', q('tagging'), {}).name, 'PutObjectTagging');
+    assert.equal(route('DELETE', 'b', 'k', q('tagging'), {}).name, 'DeleteObjectTagging');
+    const notImplemented = (e: unknown) => (e as { code?: string }).code === 'NotImplemented';
+    assert.throws(() => route('POST', 'b', 'k', q('tagging'), {}), notImplemented);
+    assert.throws(() => route('GET', 'b', 'k', q('acl'), {}), notImplemented);
+    assert.throws(() => route('GET', 'b', undefined, q('tagging'), {}), notImplemented);
   });
 });
 

@@ -23,6 +23,7 @@ import {
 } from '../request.ts';
 import { isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
 import { copySource, etagOf } from './objects.ts';
+import { taggingHeader, withTags } from './tagging.ts';
 import { encodeName, parseMaxKeys } from './listing.ts';
 
 /** S3 orders keys by their UTF-8 bytes (JavaScript's `<` compares UTF-16 code units). */
@@ -56,7 +57,7 @@ export async function createMultipartUpload(ctx: S3Context, objects: ObjectServi
   }
   const requestedSse = header(ctx, 'x-amz-server-side-encryption');
   const requestedKmsKeyId = header(ctx, 'x-amz-server-side-encryption-aws-kms-key-id');
-  const { upload: u, encryption: sse } = await objects.createUpload(bucket, key, writeAttributes(ctx), {
+  const { upload: u, encryption: sse } = await objects.createUpload(bucket, key, withTags(writeAttributes(ctx), taggingHeader(ctx)), {
     ...(alg ? { checksumAlgorithm: alg } : {}),
     ...(requestedSse !== undefined ? { requestedSse } : {}),
     ...(requestedKmsKeyId !== undefined ? { requestedKmsKeyId } : {}),

@@ -21,6 +21,7 @@ import {
 } from '../request.ts';
 import { createHash } from 'node:crypto';
 import { httpDate, isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
+import { taggingCountHeader, taggingHeader, withTags } from './tagging.ts';
 
 export function etagOf(o: { etag: string }): string {
   return `"${o.etag}"`;
@@ -33,7 +34,7 @@ export async function putObject(ctx: S3Context, objects: ObjectService): Promise
   const length = announcedLength(ctx);
   checkUploadSize(length);
   const md5 = contentMd5(ctx);
-  const attrs = writeAttributes(ctx);
+  const attrs = withTags(writeAttributes(ctx), taggingHeader(ctx));
   const { object: obj, encryption: sse } = await objects.putObject({
     bucket,
     key,
@@ -61,6 +62,7 @@ function objectHeaders(ctx: S3Context, obj: ObjectRecord, objects: ObjectService
     'content-type': obj.contentType,
     'accept-ranges': 'bytes',
     ...encryptionHeaders(objects.describeEncryption(obj.sse, customerKeyMd5)),
+    ...taggingCountHeader(obj),
   };
   for (const [k, v] of Object.entries(obj.headers)) h[k] = v;
   for (const [k, v] of Object.entries(obj.userMetadata)) h[`x-amz-meta-${k}`] = v;
@@ -270,6 +272,12 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
   if (directive !== 'COPY' && directive !== 'REPLACE') {
     throw new S3Error('InvalidArgument', 'Unknown metadata directive.', { ArgumentName: 'x-amz-metadata-directive', ArgumentValue: directive });
   }
+  const tagDirective = (header(ctx, 'x-amz-tagging-directive') ?? 'COPY').toUpperCase();
+  if (tagDirective !== 'COPY' && tagDirective !== 'REPLACE') {
+    throw new S3Error('InvalidArgument', 'Unknown tagging directive.', { ArgumentName: 'x-amz-tagging-directive', ArgumentValue: tagDirective });
+  }
+  // COPY keeps the source's tags (x-amz-tagging is ignored, as on AWS); REPLACE takes the header's.
+  const tags = tagDirective === 'REPLACE' ? (taggingHeader(ctx) ?? []) : (source.tags ?? []);
   if (
     src.bucket === bucket &&
     src.key === key &&
@@ -296,6 +304,7 @@ export async function copyObject(ctx: S3Context, objects: ObjectService): Promis
     bucket,
     key,
     ...attrs,
+    tags,
     signal: ctx.signal,
     ...(encryption ? { encryption } : {}),
     requester: ctx.requester,

@@ -350,6 +350,7 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
           streams: [streamRecord(1, 8 * 1024 * 1024), streamRecord(2, 8 * 1024 * 1024), streamRecord(3, 1024 * 1024)],
           partsCount: 3,
           checksum: { algorithm: 'CRC32C', value: 'yZRlqg==' },
+          tags: [{ key: 'zeta', value: '' }, { key: 'alpha', value: 'Zoë 1' }],
         });
         const minimal = objectRecord('b', 'x', { streams: [streamRecord(0, 0)] });
         assert.deepEqual(await store.putObject(full), { garbageBlobIds: [] });
@@ -361,6 +362,22 @@ export function metadataStoreConformance(name: string, makeStore: () => Promise<
         const longKey = 'k'.repeat(1000) + 'é'.repeat(12); // 1024 bytes of UTF-8
         await store.putObject(objectRecord('b', longKey));
         assert.equal((await store.getObject('b', longKey))!.key, longKey);
+      }));
+
+      test('setObjectTags replaces the current version\'s tags, only where expected', withBuckets(async (store) => {
+        assert.equal(await store.setObjectTags('b', 'none', [{ key: 'k', value: 'v' }]), false);
+        const obj = objectRecord('b', 't', { tags: [{ key: 'a', value: '1' }] });
+        await store.putObject(obj);
+        assert.equal(await store.setObjectTags('b', 't', [{ key: 'b', value: '2' }, { key: 'c', value: '3' }]), true);
+        assert.deepEqual((await store.getObject('b', 't'))!.tags, [{ key: 'b', value: '2' }, { key: 'c', value: '3' }]);
+        assert.equal(await store.setObjectTags('b', 't', [{ key: 'x', value: '' }], 'another-version'), false);
+        assert.equal(await store.setObjectTags('b', 't', [{ key: 'x', value: '' }], obj.versionId), true);
+        assert.deepEqual((await store.getObject('b', 't'))!.tags, [{ key: 'x', value: '' }]);
+        assert.equal(await store.setObjectTags('b', 't', undefined), true);
+        assert.equal((await store.getObject('b', 't'))!.tags, undefined);
+        // Listings carry them too.
+        await store.setObjectTags('b', 't', [{ key: 'l', value: 'v' }]);
+        assert.deepEqual((await store.listObjects({ bucket: 'b', prefix: 't', after: '', limit: 10 }))[0]!.tags, [{ key: 'l', value: 'v' }]);
       }));
 
       test('the same key in two buckets is two objects', withBuckets(async (store) => {

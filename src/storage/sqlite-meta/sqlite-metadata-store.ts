@@ -18,6 +18,7 @@ import type {
   MasterKeyRecord,
   MetadataStore,
   ObjectRecord,
+  ObjectTag,
   PartRecord,
   Replaced,
   RewrapItem,
@@ -34,7 +35,7 @@ const OBJECTS_COLUMNS = `
   size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
   content_type TEXT NOT NULL, headers TEXT NOT NULL, user_metadata TEXT NOT NULL,
   sse TEXT NOT NULL, master_key_version INTEGER NOT NULL, streams TEXT NOT NULL,
-  parts_count INTEGER NOT NULL, checksum TEXT, inline_data BLOB,
+  parts_count INTEGER NOT NULL, checksum TEXT, inline_data BLOB, tags TEXT,
   PRIMARY KEY (bucket, key)`;
 
 const SCHEMA = `
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS uploads (
   upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,
   initiated INTEGER NOT NULL, content_type TEXT NOT NULL, headers TEXT NOT NULL,
   user_metadata TEXT NOT NULL, sse TEXT NOT NULL, master_key_version INTEGER NOT NULL,
-  checksum_algorithm TEXT, requested_sse TEXT, requested_kms_key_id TEXT);
+  checksum_algorithm TEXT, requested_sse TEXT, requested_kms_key_id TEXT, tags TEXT);
 CREATE INDEX IF NOT EXISTS uploads_bucket ON uploads (bucket, key, initiated);
 CREATE TABLE IF NOT EXISTS parts (
   upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL UNIQUE,
@@ -182,7 +183,7 @@ function kmsStatements(db: Database.Database) {
 
 /** Every objects column but inline_data (listings never need object data). */
 const LIST_COLUMNS =
-  'bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum';
+  'bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, tags';
 
 interface BucketRow {
   name: string;
@@ -220,6 +221,7 @@ interface ObjectRow {
   parts_count: number;
   checksum: string | null;
   inline_data?: Buffer | null;
+  tags?: string | null;
 }
 
 interface AccessKeyRow {
@@ -247,6 +249,7 @@ interface UploadRow {
   checksum_algorithm: string | null;
   requested_sse: string | null;
   requested_kms_key_id?: string | null;
+  tags?: string | null;
 }
 
 interface PartRow {
@@ -275,7 +278,13 @@ function toObject(r: ObjectRow): ObjectRecord {
     partsCount: r.parts_count,
     ...(r.checksum ? { checksum: JSON.parse(r.checksum) } : {}),
     ...(r.inline_data ? { inlineData: r.inline_data } : {}),
+    ...(r.tags ? { tags: JSON.parse(r.tags) as ObjectTag[] } : {}),
   };
+}
+
+/** Tags as stored: JSON, or NULL for none. */
+function tagsColumn(tags: ObjectTag[] | undefined): string | null {
+  return tags && tags.length > 0 ? JSON.stringify(tags) : null;
 }
 
 function toUpload(r: UploadRow): UploadRecord {
@@ -292,6 +301,7 @@ function toUpload(r: UploadRow): UploadRecord {
     ...(r.checksum_algorithm ? { checksumAlgorithm: r.checksum_algorithm } : {}),
     ...(r.requested_sse !== null && r.requested_sse !== undefined ? { requestedSse: r.requested_sse } : {}),
     ...(r.requested_kms_key_id !== null && r.requested_kms_key_id !== undefined ? { requestedKmsKeyId: r.requested_kms_key_id } : {}),
+    ...(r.tags ? { tags: JSON.parse(r.tags) as ObjectTag[] } : {}),
   };
 }
 
@@ -349,6 +359,9 @@ export class SqliteMetadataStore implements MetadataStore {
     this.addColumnIfMissing('buckets', 'encryption', 'TEXT');
     // Databases created before small objects were kept inline.
     this.addColumnIfMissing('objects', 'inline_data', 'BLOB');
+    // Databases created before object tagging.
+    this.addColumnIfMissing('objects', 'tags', 'TEXT');
+    this.addColumnIfMissing('uploads', 'tags', 'TEXT');
     // Databases whose objects table was WITHOUT ROWID: rows that carry a small object's
     // ciphertext (up to 32 KiB) overflow a WITHOUT ROWID B-tree's leaves, and point lookups
     // cost 2 to 3 times more than in a rowid table. Rebuilt once, in one transaction.
@@ -381,15 +394,16 @@ export class SqliteMetadataStore implements MetadataStore {
       deleteObjectBlobs: db.prepare('DELETE FROM object_blobs WHERE bucket = ? AND key = ?'),
       insertObjectBlob: db.prepare('INSERT OR REPLACE INTO object_blobs (blob_id, bucket, key) VALUES (?, ?, ?)'),
       upsertObject: db.prepare(`INSERT OR REPLACE INTO objects
-        (bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data)
-        VALUES (@bucket, @key, @version_id, @size, @etag, @last_modified, @content_type, @headers, @user_metadata, @sse, @master_key_version, @streams, @parts_count, @checksum, @inline_data)`),
+        (bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data, tags)
+        VALUES (@bucket, @key, @version_id, @size, @etag, @last_modified, @content_type, @headers, @user_metadata, @sse, @master_key_version, @streams, @parts_count, @checksum, @inline_data, @tags)`),
+      setObjectTags: db.prepare('UPDATE objects SET tags = ? WHERE bucket = ? AND key = ?'),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       listObjects: db.prepare<[string, string, string, number, string, number], ObjectRow>(
         `SELECT ${LIST_COLUMNS} FROM objects WHERE bucket = ? AND key > ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?`,
       ),
       createUpload: db.prepare(`INSERT INTO uploads
-        (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm, requested_sse, requested_kms_key_id)
-        VALUES (@upload_id, @bucket, @key, @version_id, @initiated, @content_type, @headers, @user_metadata, @sse, @master_key_version, @checksum_algorithm, @requested_sse, @requested_kms_key_id)`),
+        (upload_id, bucket, key, version_id, initiated, content_type, headers, user_metadata, sse, master_key_version, checksum_algorithm, requested_sse, requested_kms_key_id, tags)
+        VALUES (@upload_id, @bucket, @key, @version_id, @initiated, @content_type, @headers, @user_metadata, @sse, @master_key_version, @checksum_algorithm, @requested_sse, @requested_kms_key_id, @tags)`),
       getUpload: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE upload_id = ?'),
       listUploads: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE bucket = ? ORDER BY key, initiated, upload_id'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
@@ -680,6 +694,7 @@ export class SqliteMetadataStore implements MetadataStore {
       parts_count: obj.partsCount,
       checksum: obj.checksum ? JSON.stringify(obj.checksum) : null,
       inline_data: obj.inlineData ?? null,
+      tags: tagsColumn(obj.tags),
     });
     for (const s of obj.streams) if (s.blobId !== '') this.stmts.insertObjectBlob.run(s.blobId, obj.bucket, obj.key);
   }
@@ -701,6 +716,15 @@ export class SqliteMetadataStore implements MetadataStore {
       const existed = !!this.stmts.getObject.get(bucket, key);
       const garbage = this.removeCurrent(bucket, key);
       return { deleted: existed, garbageBlobIds: garbage };
+    });
+  }
+
+  async setObjectTags(bucket: string, key: string, tags: ObjectTag[] | undefined, expectedVersionId?: string): Promise<boolean> {
+    return this.commit(() => {
+      const current = this.stmts.getObject.get(bucket, key);
+      if (!current || (expectedVersionId !== undefined && current.version_id !== expectedVersionId)) return false;
+      this.stmts.setObjectTags.run(tagsColumn(tags), bucket, key);
+      return true;
     });
   }
 
@@ -726,6 +750,7 @@ export class SqliteMetadataStore implements MetadataStore {
       checksum_algorithm: u.checksumAlgorithm ?? null,
       requested_sse: u.requestedSse ?? null,
       requested_kms_key_id: u.requestedKmsKeyId ?? null,
+      tags: tagsColumn(u.tags),
     }));
   }
 
