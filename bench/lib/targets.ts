@@ -1,6 +1,6 @@
 // The servers under test, each started as its own child process (or, for Ceph, as daemons
 // whose pids we know), on 127.0.0.1, in a fresh temporary directory, and stopped afterwards.
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -64,17 +64,28 @@ function workDir(prefix: string): string {
 }
 
 /**
- * Removes a target's data directory, unless BENCH_KEEP_DATA=1: then it stays for the caller to
- * remove after a series of runs. Removing thousands of files makes the next runs' file creations
- * slower for minutes (ext4 without a journal skips recently freed inodes; docs/performance.md),
- * so A/B series keep them to compare builds on the same file system state.
+ * Removes a target's data directory when the run ends, unless BENCH_KEEP_DATA=1: then it stays
+ * for the caller to remove after a series of runs. Removing thousands of files makes the next
+ * file creations slower for minutes (ext4 without a journal skips recently freed inodes, one
+ * inode-table lookup each; docs/performance.md), so a target's clean-up must not land inside the
+ * next target's measurements: directories are removed at exit, or at once when the file system
+ * is short of space (under 16 GiB free).
  */
 function removeDataDir(dir: string): void {
   if (process.env.BENCH_KEEP_DATA === '1') {
     process.stderr.write(`   kept ${dir} (BENCH_KEEP_DATA=1)\n`);
     return;
   }
-  rmSync(dir, { recursive: true, force: true });
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  let free = 0;
+  try {
+    const fs = statfsSync(dir);
+    free = fs.bavail * fs.bsize;
+  } catch {
+    // gone already, or no statfs here: remove now
+  }
+  if (free < 16 * 1024 ** 3) remove();
+  else atExit(remove);
 }
 
 export function freePort(): Promise<number> {
