@@ -18,6 +18,7 @@ import { EncryptionService } from './service/encryption.ts';
 import { ObjectService } from './service/objects.ts';
 import { PolicyService } from './service/policies.ts';
 import { loadRootKey, verifyRootKey, type LoadedRootKey } from './service/root-key.ts';
+import { watchFreeSpace } from './service/free-space.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { FsBlobStore } from './storage/fs-blob/fs-blob-store.ts';
 import { SqliteMetadataStore } from './storage/sqlite-meta/sqlite-metadata-store.ts';
@@ -223,6 +224,7 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
   };
   const quotaTimer = setInterval(() => void publishQuota(), QUOTA_STATUS_MS);
   quotaTimer.unref();
+  const space = watchFreeSpace(config.dataDir, config.minFreeSpace, log);
 
   return {
     config,
@@ -241,6 +243,7 @@ export async function startCoffer(config: Config, opts: { log?: Logger; now?: ()
       stopped = true;
       clearInterval(timer);
       clearInterval(quotaTimer);
+      space.stop();
       abort.abort();
       await listeners.close();
       await rewrapping;

@@ -41,6 +41,7 @@ dataDirOptions(
     .option('--bootstrap <file>', 'JSON file of users, access keys, policies and bucket policies applied at every start (env COFFER_BOOTSTRAP: a path or the JSON itself)')
     .option('--allow-sse-c-in-new-buckets', 'new buckets accept SSE-C uploads (default: blocked, as AWS since April 2026; env COFFER_ALLOW_SSE_C_IN_NEW_BUCKETS=true)')
     .option('--trust-proxy-tls <addresses>', 'comma-separated IP addresses of TLS-terminating proxies whose X-Forwarded-Proto: https is believed (SSE-C, aws:SecureTransport); env COFFER_TRUST_PROXY_TLS')
+    .option('--min-free-space <floor>', 'warn in the log when the data directory\'s file system has less free space than this: a share ("5%") or a size ("10GiB") (env COFFER_MIN_FREE_SPACE; default 5%)')
     .option('--kms-quota <n>', 'KMS cryptographic operations (Encrypt, Decrypt, GenerateDataKey...) per second per account on this node, 0 = no quota (env COFFER_KMS_QUOTA; default 5500)')
     .addOption(new Option('--log-level <level>', 'log level (env COFFER_LOG_LEVEL; default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(

@@ -1,6 +1,7 @@
 // The one typed, validated, frozen configuration. Flags win over environment variables
 // (COFFER_*), which win over defaults. Secrets (root key, root secret) are never logged.
 import { isIP } from 'node:net';
+import { parseSpaceFloor, type SpaceFloor } from '../service/free-space.ts';
 
 export interface ListenAddress {
   host: string;
@@ -38,6 +39,8 @@ export interface Config {
    * `X-Forwarded-Proto: https` counts as having arrived over TLS (SSE-C, aws:SecureTransport).
    */
   readonly trustProxyTls: readonly string[];
+  /** Warn when the data directory's file system has less free space than this. */
+  readonly minFreeSpace: SpaceFloor;
 }
 
 export interface RawOptions {
@@ -58,6 +61,7 @@ export interface RawOptions {
   kmsQuota?: string | number;
   allowSseCInNewBuckets?: boolean;
   trustProxyTls?: string[] | string;
+  minFreeSpace?: string;
 }
 
 export class ConfigError extends Error {}
@@ -121,6 +125,9 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   for (const p of trustProxyTls) {
     if (isIP(p) === 0) throw new ConfigError(`--trust-proxy-tls: an IP address of a TLS-terminating proxy, got "${p}"`);
   }
+  const floorText = pick(opts.minFreeSpace, 'COFFER_MIN_FREE_SPACE', '5%')!;
+  const minFreeSpace = parseSpaceFloor(floorText);
+  if (!minFreeSpace) throw new ConfigError(`--min-free-space: a share ("5%") or a size ("10GiB", "500MB"), got "${floorText}"`);
   return Object.freeze({
     dataDir: pick(opts.dataDir, 'COFFER_DATA_DIR', './data')!,
     http,
@@ -141,5 +148,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     kmsQuota,
     allowSseCInNewBuckets,
     trustProxyTls: Object.freeze(trustProxyTls),
+    minFreeSpace,
   });
 }
