@@ -204,6 +204,17 @@ function goals(results: TargetResult[]): string {
     const x = v(c, ph, k);
     check(x === undefined ? undefined : x >= min && !c.phases[ph]!.errors, `${text}: ${x === undefined ? '-' : k === 'mbps' ? x.toFixed(1) : x.toFixed(0)}`);
   }
+  // The absolute goals move with the host's speed (docs/performance.md, "Goals"); the share of
+  // the bare server's figure measured in the same run moves much less.
+  const bare = results.find((r) => r.name === 'bare-http' && !r.unavailable);
+  if (bare) {
+    const shares = abs.map(([ph, k]) => {
+      const x = v(c, ph, k);
+      const y = v(bare, ph, k);
+      return `${ph} ${x !== undefined && y ? ((100 * x) / y).toFixed(1) + '%' : '-'}`;
+    });
+    out.push(`  ${'[info]'.padEnd(10)}Coffer over HTTP as a share of the bare HTTP server in this run: ${shares.join(', ')}`);
+  }
   for (const who of results.filter((r) => r.name.startsWith('coffer') && !r.unavailable)) {
     if (!s) {
       check(undefined, `${who.label} above s3rver on every line: s3rver not measured`);
