@@ -93,8 +93,13 @@ function ready(s: Stream): boolean {
 let scheduled = false;
 /** The timer that ends a wait for company. */
 let gatherTimer: NodeJS.Timeout | undefined;
-/** At ~300 MB/s a 256 KiB batch arrives every ~0.9 ms. */
-const GATHER_MS = 8;
+/**
+ * How long a batch may wait for company. At ~300 MB/s a 256 KiB batch arrives every ~0.9 ms.
+ * 16 ms against 8: this thread's CPU per 1 MiB PUT 0.65-0.76 ms against 0.73-1.02 (fewer bytes
+ * hashed alone; docs/performance.md, "Session 7"). Capping the wait at 4 ms after an upload's
+ * end, to have its digest sooner, made it 1.29-1.39: most passes then ran at that deadline.
+ */
+const GATHER_MS = 16;
 /** Half the bytes an upload may have in flight (md5-offload.ts) before its writer waits. */
 const BACKLOG = 1024 * 1024;
 
