@@ -53,6 +53,17 @@ export async function readSmallBody(ctx: S3Context, limit = 1024 * 1024): Promis
   return Buffer.concat(chunks);
 }
 
+/**
+ * A small request body whose Content-MD5, when given, must match (BadDigest); a malformed
+ * Content-MD5 is refused before the body is read (InvalidDigest).
+ */
+export async function readCheckedBody(ctx: S3Context, limit?: number): Promise<Buffer> {
+  const md5 = contentMd5(ctx);
+  const body = await readSmallBody(ctx, limit);
+  if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+  return body;
+}
+
 export function send(ctx: S3Context, status: number, body?: string | Buffer, headers: Record<string, string | number> = {}): void {
   const res = ctx.res;
   res.statusCode = status;

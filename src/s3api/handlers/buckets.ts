@@ -3,9 +3,8 @@
 import { S3Error } from '../../shared/errors.ts';
 import type { MetadataStore } from '../../storage/ports.ts';
 import { newBucketEncryption, type ObjectService } from '../../service/objects.ts';
-import { createHash } from 'node:crypto';
 import type { BucketEncryption } from '../../storage/ports.ts';
-import { contentMd5, readSmallBody, requireIntegrityHeader, send, validBucketName, type Owner, type S3Context } from '../request.ts';
+import { readCheckedBody, readSmallBody, requireIntegrityHeader, send, validBucketName, type Owner, type S3Context } from '../request.ts';
 import { escapeXml, isoDate, parseXml, S3_NS, xmlDocument, type XmlNode } from '../xml.ts';
 
 export async function listBuckets(ctx: S3Context, meta: MetadataStore, owner: Owner, region: string): Promise<void> {
@@ -144,9 +143,7 @@ export async function putBucketEncryption(ctx: S3Context, objects: ObjectService
   const bucket = ctx.op.bucket!;
   const current = await objects.requireBucket(bucket);
   requireIntegrityHeader(ctx);
-  const md5 = contentMd5(ctx);
-  const body = await readSmallBody(ctx, 64 * 1024);
-  if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+  const body = await readCheckedBody(ctx, 64 * 1024);
   const enc = parseEncryptionConfiguration(body);
   // A configuration without BlockedEncryptionTypes keeps the bucket's block (it is never lifted by omission).
   if (enc.blockedEncryptionTypes === undefined && current.encryption?.blockedEncryptionTypes) enc.blockedEncryptionTypes = current.encryption.blockedEncryptionTypes;

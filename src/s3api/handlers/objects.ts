@@ -10,7 +10,7 @@ import {
   encryptionHeaders,
   header,
   readEncryption,
-  readSmallBody,
+  readCheckedBody,
   requireIntegrityHeader,
   sourceCustomerKey,
   send,
@@ -19,7 +19,6 @@ import {
   writeEncryption,
   type S3Context,
 } from '../request.ts';
-import { createHash } from 'node:crypto';
 import { httpDate, isoDate, parseXml, xmlDocument, type XmlNode } from '../xml.ts';
 import { taggingCountHeader, taggingHeader, withTags } from './tagging.ts';
 
@@ -210,9 +209,7 @@ export async function deleteObjects(ctx: S3Context, objects: ObjectService, allo
   const bucket = ctx.op.bucket!;
   await objects.requireBucket(bucket);
   requireIntegrityHeader(ctx);
-  const md5 = contentMd5(ctx);
-  const body = await readSmallBody(ctx, 2 * 1024 * 1024);
-  if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+  const body = await readCheckedBody(ctx, 2 * 1024 * 1024);
   const doc = parseXml(body).Delete as { Quiet?: string; Object?: { Key?: string; VersionId?: string }[] } | undefined;
   if (!doc || typeof doc !== 'object') throw new S3Error('MalformedXML');
   const list = doc.Object ?? [];

@@ -1,11 +1,10 @@
 // Bucket policy handlers: PutBucketPolicy, GetBucketPolicy, DeleteBucketPolicy,
 // GetBucketPolicyStatus. Documents are validated by the policy module (MalformedPolicy with
 // what is wrong and where); a refused document leaves the previous policy in force.
-import { createHash } from 'node:crypto';
 import type { ObjectService } from '../../service/objects.ts';
 import { encryptionHeaderRequirements, isPublicPolicy, type PolicyService } from '../../service/policies.ts';
 import { S3Error } from '../../shared/errors.ts';
-import { contentMd5, readSmallBody, send, type S3Context } from '../request.ts';
+import { readCheckedBody, send, type S3Context } from '../request.ts';
 import { xmlDocument } from '../xml.ts';
 
 /** Bodies are read up to this size; the policy module then enforces the 20 KB policy limit. */
@@ -14,9 +13,7 @@ const BODY_LIMIT = 1024 * 1024;
 export async function putBucketPolicy(ctx: S3Context, objects: ObjectService, policies: PolicyService): Promise<void> {
   const bucket = ctx.op.bucket!;
   await objects.requireBucket(bucket);
-  const md5 = contentMd5(ctx);
-  const body = await readSmallBody(ctx, BODY_LIMIT);
-  if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+  const body = await readCheckedBody(ctx, BODY_LIMIT);
   if (body.length === 0) throw new S3Error('MalformedPolicy', 'Policies must be valid JSON and the first byte must be \'{\': the request body is empty');
   const policy = await policies.putBucketPolicy(bucket, body.toString('utf8'));
   const requiring = encryptionHeaderRequirements(policy);

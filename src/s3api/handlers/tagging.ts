@@ -3,11 +3,10 @@
 // AWS's rules: at most 10 tags per object, keys unique, 1-128 characters, values 0-256; letters,
 // digits, spaces and + - = . _ : / @; no key starting with "aws:". The AWS CLI's `s3 cp` between
 // buckets reads a large source's tags and sets them on the copy, so it needs all three calls.
-import { createHash } from 'node:crypto';
 import type { ObjectService } from '../../service/objects.ts';
 import { S3Error } from '../../shared/errors.ts';
 import type { ObjectRecord, ObjectTag } from '../../storage/ports.ts';
-import { contentMd5, header, readSmallBody, requireIntegrityHeader, send, type S3Context } from '../request.ts';
+import { header, readCheckedBody, requireIntegrityHeader, send, type S3Context } from '../request.ts';
 import { parseXml, xmlDocument } from '../xml.ts';
 
 export const MAX_OBJECT_TAGS = 10;
@@ -105,9 +104,7 @@ export async function getObjectTagging(ctx: S3Context, objects: ObjectService): 
 export async function putObjectTagging(ctx: S3Context, objects: ObjectService): Promise<void> {
   const { bucket, key } = ctx.op as { bucket: string; key: string };
   requireIntegrityHeader(ctx);
-  const md5 = contentMd5(ctx);
-  const body = await readSmallBody(ctx, 64 * 1024);
-  if (md5 && !md5.equals(createHash('md5').update(body).digest())) throw new S3Error('BadDigest');
+  const body = await readCheckedBody(ctx, 64 * 1024);
   await objects.setTags(bucket, key, parseTagging(body));
   send(ctx, 200);
 }

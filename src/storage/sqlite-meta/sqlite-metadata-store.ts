@@ -396,7 +396,7 @@ export class SqliteMetadataStore implements MetadataStore {
       upsertObject: db.prepare(`INSERT OR REPLACE INTO objects
         (bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, master_key_version, streams, parts_count, checksum, inline_data, tags)
         VALUES (@bucket, @key, @version_id, @size, @etag, @last_modified, @content_type, @headers, @user_metadata, @sse, @master_key_version, @streams, @parts_count, @checksum, @inline_data, @tags)`),
-      setObjectTags: db.prepare('UPDATE objects SET tags = ? WHERE bucket = ? AND key = ?'),
+      setObjectTags: db.prepare('UPDATE objects SET tags = @tags WHERE bucket = @bucket AND key = @key AND (@version IS NULL OR version_id = @version)'),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       listObjects: db.prepare<[string, string, string, number, string, number], ObjectRow>(
         `SELECT ${LIST_COLUMNS} FROM objects WHERE bucket = ? AND key > ? AND key >= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?`,
@@ -720,12 +720,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async setObjectTags(bucket: string, key: string, tags: ObjectTag[] | undefined, expectedVersionId?: string): Promise<boolean> {
-    return this.commit(() => {
-      const current = this.stmts.getObject.get(bucket, key);
-      if (!current || (expectedVersionId !== undefined && current.version_id !== expectedVersionId)) return false;
-      this.stmts.setObjectTags.run(tagsColumn(tags), bucket, key);
-      return true;
-    });
+    return this.commit(() => this.stmts.setObjectTags.run({ tags: tagsColumn(tags), bucket, key, version: expectedVersionId ?? null }).changes === 1);
   }
 
   async listObjects(q: ListObjectsQuery): Promise<ObjectRecord[]> {
