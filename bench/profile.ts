@@ -11,6 +11,7 @@
 //              concurrency 8; 256 MiB ones one at a time, bodies streamed)
 //   --seconds 10
 //   --https                        drive the HTTPS endpoint instead of HTTP
+//   --concurrency N                requests in flight (default: the workload's)
 //   --node-args="--flag ..."       extra node flags for the server (experiments)
 //
 //   node --import tsx bench/profile.ts --mode perf --workload put1m
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     top: { type: 'string', default: '30' },
     https: { type: 'boolean', default: false },
     'node-args': { type: 'string', default: '' },
+    concurrency: { type: 'string' },
   },
 });
 const mode = values.mode!;
@@ -50,6 +52,7 @@ const WORKLOADS: Record<string, { size: number; concurrency: number; put: boolea
 };
 const w = WORKLOADS[workload];
 if (!w) throw new Error(`--workload ${Object.keys(WORKLOADS).join(' | ')}`);
+if (values.concurrency !== undefined) w.concurrency = Number(values.concurrency);
 
 let window = { from: 0, to: 0 };
 let profDir = '';

@@ -120,9 +120,9 @@ export function startChild(cmd: string, args: string[], opts: SpawnOptions = {})
 }
 
 /** Runs a command to completion (for scripts such as start-rgw.sh); throws with its output on failure. */
-export function runSync(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): string {
+export function runSync(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): string {
   try {
-    return execFileSync(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 180_000, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(cmd, args, { env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}), timeout: opts.timeoutMs ?? 180_000, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${(err.stdout ?? '') + (err.stderr ?? '')}`.slice(0, 6000));

@@ -21,17 +21,26 @@ export function cofferDirectory(): string {
   if (cofferDir) return cofferDir;
   const ref = process.env.BENCH_COFFER_REF;
   if (ref) {
-    const commit = runSync('git', ['-C', REPO, 'rev-parse', '--verify', `${ref}^{commit}`]).trim();
-    const dir = workDir('coffer-src-');
-    atExit(() => rmSync(dir, { recursive: true, force: true }));
-    runSync('sh', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, REPO, commit, dir]);
-    symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
-    cofferDir = dir;
-    cofferCommit = commit.slice(0, 7) + (ref !== commit ? ` = ${ref}` : '');
+    const exported = exportCommit(ref);
+    cofferDir = exported.dir;
+    cofferCommit = exported.label;
   } else {
     cofferDir = resolve(process.env.BENCH_COFFER_DIR ?? REPO);
   }
   return cofferDir;
+}
+
+/**
+ * An export of a commit of this repository (git archive, sharing this node_modules), removed at
+ * exit; `label` is its short hash (and the ref given, when that was a name).
+ */
+export function exportCommit(ref: string): { dir: string; label: string; commit: string } {
+  const commit = runSync('git', ['-C', REPO, 'rev-parse', '--verify', `${ref}^{commit}`]).trim();
+  const dir = workDir('coffer-src-');
+  atExit(() => rmSync(dir, { recursive: true, force: true }));
+  runSync('sh', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, REPO, commit, dir]);
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  return { dir, label: commit.slice(0, 7) + (ref !== commit ? ` = ${ref}` : ''), commit };
 }
 
 export const COFFER_ACCESS_KEY = 'AKBENCHCOFFER0000001';
@@ -110,13 +119,16 @@ export function cofferNodeFlags(dir = cofferDirectory()): string[] {
  * `coffer server` as a child process, with the node flags its command runs with; `nodeArgs`
  * go before the script too (e.g. --cpu-prof).
  */
-export async function startCofferProcess(nodeArgs: string[] = []): Promise<{ http: string; https: string; ca: Buffer; pid: number; stop(): Promise<void>; dataDir: string; output(): string }> {
+export async function startCofferProcess(
+  nodeArgs: string[] = [],
+  dir = cofferDirectory(),
+): Promise<{ http: string; https: string; ca: Buffer; pid: number; stop(): Promise<void>; dataDir: string; output(): string }> {
   const dataDir = workDir('coffer-bench-');
   const child = startChild(
     process.execPath,
-    [...cofferNodeFlags(), ...nodeArgs, 'bin/coffer.js', 'server', '--data-dir', dataDir, '--http-address', '127.0.0.1:0', '--https-address', '127.0.0.1:0', '--log-level', 'warn'],
+    [...cofferNodeFlags(dir), ...nodeArgs, 'bin/coffer.js', 'server', '--data-dir', dataDir, '--http-address', '127.0.0.1:0', '--https-address', '127.0.0.1:0', '--log-level', 'warn'],
     {
-      cwd: cofferDirectory(),
+      cwd: dir,
       env: { ...process.env, COFFER_ROOT_ACCESS_KEY: COFFER_ACCESS_KEY, COFFER_ROOT_SECRET_KEY: COFFER_SECRET_KEY, COFFER_ROOT_KEY: COFFER_ROOT_KEY },
     },
   );
