@@ -206,7 +206,7 @@ describe('FsBlobStore specifics', () => {
     }
   });
 
-  // Direct I/O stages a MiB at a time and pads the last block; sizes around those edges must
+  // Direct I/O stages 1 MiB + 64 KiB at a time and pads the last block; sizes around those edges must
   // come back exact, with O_DIRECT (the temp dir's file system) and without (tmpfs refuses it).
   for (const where of ['os temp dir', '/dev/shm']) {
     test(`blob sizes around the staging and block edges come back exact (${where})`, async (t) => {
@@ -216,7 +216,8 @@ describe('FsBlobStore specifics', () => {
       try {
         await store.init();
         const MiB = 1024 * 1024;
-        for (const size of [1, 511, 4095, 4096, 4097, MiB - 1, MiB, MiB + 1, 2 * MiB + 4097, 3 * MiB]) {
+        const STAGE = MiB + 64 * 1024;
+        for (const size of [1, 511, 4095, 4096, 4097, MiB - 1, MiB, MiB + 1, STAGE - 1, STAGE, STAGE + 1, 2 * STAGE, 2 * STAGE + 4097, 3 * MiB]) {
           const id = newBlobId();
           const data = randomBytes(size);
           // Chunks that straddle stage boundaries, and one chunk bigger than two stages.

@@ -8,20 +8,16 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import { alignedMemory, PAGE } from '../../shared/aligned-memory.ts';
 
-/** Staging buffer size: at most one write syscall per MiB of blob. */
-const STAGE_BYTES = 1024 * 1024;
 /**
- * While no write is in flight, what is staged is written once it reaches this much, without
- * waiting for the stage to fill: the device works while the upload is still arriving, and
- * little is left to write when it ends.
+ * Staging buffer size: one write per stage, and a 1 MiB object's blob (1 MiB of ciphertext, a
+ * 40-byte header and 16 bytes of tag per 64 KiB segment) is one stage, so one write. Stages are
+ * written only when full (or at the end): until session 8 a blob's first MiBs went out in 256 KiB
+ * writes started whenever the device was idle, to have less left to write at the end. Each write
+ * is a trip through the thread pool, and that cost more than the overlap saved: interleaved A/B
+ * (bench/ab.ts, 1 MiB PUTs at concurrency 8, 30 pairs) +6.8% MB/s (95% CI +2.7 .. +10.8%),
+ * server CPU per request -6.4% (-9.9 .. -3.0%). docs/performance.md, "Session 8".
  */
-const EARLY_BYTES = 256 * 1024;
-/**
- * ...for the first MiBs of a blob only: an upload of a few MiB ends soon, and what is left to
- * write then is what it waits for. Past that, a write is a whole stage: with one write in flight,
- * smaller writes would cap a long upload at what the device does per call.
- */
-const EARLY_UNTIL = 4 * 1024 * 1024;
+const STAGE_BYTES = 1024 * 1024 + 64 * 1024;
 /** Buffers carved from one page-aligned slab. */
 const SLAB_BUFFERS = 4;
 /** Free buffers kept for reuse; more are dropped (their slab is freed once all its buffers are). */
@@ -71,11 +67,11 @@ export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ f
 }
 
 /**
- * Writes a stream of chunks to `fh` through two staging buffers: one fills while the other is
- * being written (a full stage, or whatever was staged when the device became idle: EARLY_BYTES),
- * so there is at most one write in flight and memory stays at 2 MiB per blob whatever its size.
- * With `direct`, every write is whole pages (offsets and lengths aligned, as the device's block
- * size requires): the last one is zero-padded, and the blob file's commit cuts the padding off.
+ * Writes a stream of chunks to `fh` through two staging buffers: one fills while the other (a
+ * full stage) is being written, so there is at most one write in flight and memory stays at two
+ * stages per blob whatever its size. With `direct`, every write is whole pages (offsets and
+ * lengths aligned, as the device's block size requires): the last one is zero-padded, and the
+ * blob file's commit cuts the padding off.
  */
 export class StagedWriter {
   private stage: Buffer = takeStage();
@@ -106,16 +102,15 @@ export class StagedWriter {
       off += n;
       if (this.fill === STAGE_BYTES) {
         if (this.writing) return this.afterWrite(chunk.subarray(off));
-        this.startWrite(STAGE_BYTES);
+        this.startWrite();
       }
     }
-    if (!this.writing && this.fill >= EARLY_BYTES && this.position < EARLY_UNTIL) this.startWrite(this.direct ? this.fill - (this.fill % PAGE) : this.fill);
     return undefined;
   }
 
   private async afterWrite(rest: Buffer): Promise<void> {
     await this.writing;
-    this.startWrite(STAGE_BYTES);
+    this.startWrite();
     if (rest.length > 0) await this.push(rest);
   }
 
@@ -143,18 +138,13 @@ export class StagedWriter {
     await this.writing;
   }
 
-  /**
-   * Starts writing the first `len` bytes of the current stage and switches to the spare one,
-   * moving what was staged beyond `len` (less than a page, for an early write) to its start.
-   */
-  private startWrite(len: number): void {
+  /** Starts writing the current (full) stage and switches to the spare one. */
+  private startWrite(): void {
     const buf = this.stage;
     const at = this.position;
-    this.position += len;
-    const rest = Math.max(0, this.fill - len);
-    if (rest > 0) buf.copy(this.spare!, 0, len, this.fill);
-    this.fill = rest;
-    const p: Promise<void> = writeAll(this.fh, buf, len, at).then(() => {
+    this.position += STAGE_BYTES;
+    this.fill = 0;
+    const p: Promise<void> = writeAll(this.fh, buf, STAGE_BYTES, at).then(() => {
       if (this.writing === p) this.writing = undefined;
       if (this.released) returnStage(buf);
       else this.spare = buf;
