@@ -26,13 +26,13 @@
 // the new one. Those versions also wrote through `<id>.partial` files: sweepIncomplete removes
 // any such leftover.
 import { randomBytes, randomInt } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { closeSync, constants as fsConstants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { addAbortListener } from 'node:events';
 import { join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
 import { isPageAligned, PAGE } from '../../shared/aligned-memory.ts';
-import { openDirectForRead, openNewBlob, StagedWriter } from './direct-io.ts';
+import { openDirectForRead, openFd, openNewBlob, readFd, StagedWriter } from './direct-io.ts';
 import type { BlobRange, BlobStore } from '../ports.ts';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -280,31 +280,34 @@ export class FsBlobStore implements BlobStore {
     // the cache with memory that is used once (and, on a VM, faulted in from the host first).
     const from = Math.floor(range.start / PAGE) * PAGE;
     const to = Math.ceil(range.end / PAGE) * PAGE;
-    const { fh, direct } = await this.openForRead(id, this.directReads && want > 0 && to - from <= target.byteLength && isPageAligned(target));
+    const { fd, direct } = await this.openForRead(id, this.directReads && want > 0 && to - from <= target.byteLength && isPageAligned(target));
     try {
-      if (!direct) return await readAt(fh, target, want, range.start, false);
+      if (!direct) return await readAt(fd, target, want, range.start, false);
       const skip = range.start - from;
-      const got = Math.max(0, Math.min((await readAt(fh, target, to - from, from, true)) - skip, want));
+      const got = Math.max(0, Math.min((await readAt(fd, target, to - from, from, true)) - skip, want));
       if (skip > 0 && got > 0) target.copyWithin(0, skip, skip + got);
       return got;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
   /** False once the file system refused O_DIRECT for a read. */
   private directReads = true;
 
-  /** Opens a blob for reading (where the earlier layout kept it, if not here), with O_DIRECT when asked and allowed. */
-  private async openForRead(id: string, tryDirect: boolean): Promise<{ fh: FileHandle; direct: boolean }> {
+  /**
+   * Opens a blob for reading (where the earlier layout kept it, if not here), with O_DIRECT when
+   * asked and allowed: a bare descriptor, closed by the caller with closeSync.
+   */
+  private async openForRead(id: string, tryDirect: boolean): Promise<{ fd: number; direct: boolean }> {
     if (this.unwritten.has(id)) throw Object.assign(new Error(`no blob ${id}`), { code: 'ENOENT' });
     const open = async (path: string) => {
       if (tryDirect) {
-        const fh = await openDirectForRead(path);
-        if (fh) return { fh, direct: true };
+        const fd = await openDirectForRead(path);
+        if (fd !== undefined) return { fd, direct: true };
         this.directReads = false;
       }
-      return { fh: await fsp.open(path, 'r'), direct: false };
+      return { fd: await openFd(path, fsConstants.O_RDONLY), direct: false };
     };
     try {
       return await open(this.pathFor(id));
@@ -453,10 +456,10 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Reads up to `length` bytes at `position` into `target`; fewer at the end of the file. */
-async function readAt(fh: FileHandle, target: Uint8Array, length: number, position: number, direct: boolean): Promise<number> {
+async function readAt(fd: number, target: Uint8Array, length: number, position: number, direct: boolean): Promise<number> {
   let n = 0;
   while (n < length) {
-    const { bytesRead } = await fh.read(target, n, length - n, position + n);
+    const bytesRead = await readFd(fd, target, n, length - n, position + n);
     n += bytesRead;
     // A short direct read is the end of the file too (the next offset would be unaligned).
     if (bytesRead === 0 || (direct && n % PAGE !== 0)) break;
