@@ -5,7 +5,7 @@
 // BlueStore does the same. O_DIRECT needs memory, offsets and lengths aligned to the device's
 // block size: blob data is staged in page-aligned buffers and the final partial block is padded,
 // then cut off with ftruncate before the file is synced. See docs/performance.md.
-import { constants as fsConstants, open, promises as fsp, read } from 'node:fs';
+import { constants as fsConstants, fdatasync, ftruncate, open, read, write } from 'node:fs';
 import { alignedMemory, PAGE } from '../../shared/aligned-memory.ts';
 
 /**
@@ -47,13 +47,26 @@ function returnStage(b: Buffer): void {
  * made at once on this thread than as a trip through the thread pool (which is all a FileHandle
  * offers).
  */
-export function openFd(path: string, flags: number): Promise<number> {
-  return new Promise((resolve, reject) => open(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+export function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
+  return new Promise((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
 /** fs.read through its callback: the bytes read at `position` into `target[offset..]`. */
 export function readFd(fd: number, target: Uint8Array, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => read(fd, target, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/** fs.write through its callback: the bytes written from `source[offset..]` at `position`. */
+export function writeFd(fd: number, source: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => write(fd, source, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+export function ftruncateFd(fd: number, size: number): Promise<void> {
+  return new Promise((resolve, reject) => ftruncate(fd, size, (err) => (err ? reject(err) : resolve())));
+}
+
+export function fdatasyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /** Opens a blob for reading with O_DIRECT (a bare descriptor); undefined when the file system refuses it. */
@@ -67,18 +80,18 @@ export async function openDirectForRead(path: string): Promise<number | undefine
   }
 }
 
-/** Opens `path` for a new blob: with O_DIRECT when the file system supports it. */
-export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ fh: fsp.FileHandle; direct: boolean }> {
+/** Opens `path` for a new blob (a bare descriptor): with O_DIRECT when the file system supports it. */
+export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ fd: number; direct: boolean }> {
   const base = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
   if (tryDirect && O_DIRECT !== undefined) {
     try {
-      return { fh: await fsp.open(path, base | O_DIRECT, 0o600), direct: true };
+      return { fd: await openFd(path, base | O_DIRECT, 0o600), direct: true };
     } catch (e) {
       // tmpfs and some others refuse O_DIRECT: write through the page cache there.
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
     }
   }
-  return { fh: await fsp.open(path, base, 0o600), direct: false };
+  return { fd: await openFd(path, base, 0o600), direct: false };
 }
 
 /**
@@ -99,7 +112,7 @@ export class StagedWriter {
   size = 0;
 
   constructor(
-    private readonly fh: fsp.FileHandle,
+    private readonly fd: number,
     private readonly direct: boolean,
   ) {}
 
@@ -141,7 +154,7 @@ export class StagedWriter {
       const at = this.position;
       this.position += len;
       this.fill = 0;
-      const last = writeAll(this.fh, this.stage, len, at);
+      const last = writeAll(this.fd, this.stage, len, at);
       // release() waits for both before the buffers are reused; the first failure is reported.
       const both = Promise.allSettled([this.writing, last]).then(([a, b]) => {
         if (a.status === 'rejected') throw a.reason;
@@ -159,7 +172,7 @@ export class StagedWriter {
     const at = this.position;
     this.position += STAGE_BYTES;
     this.fill = 0;
-    const p: Promise<void> = writeAll(this.fh, buf, STAGE_BYTES, at).then(() => {
+    const p: Promise<void> = writeAll(this.fd, buf, STAGE_BYTES, at).then(() => {
       if (this.writing === p) this.writing = undefined;
       if (this.released) returnStage(buf);
       else this.spare = buf;
@@ -185,10 +198,10 @@ export class StagedWriter {
   }
 }
 
-async function writeAll(fh: fsp.FileHandle, buf: Buffer, len: number, position: number): Promise<void> {
+async function writeAll(fd: number, buf: Buffer, len: number, position: number): Promise<void> {
   let done = 0;
   while (done < len) {
-    const { bytesWritten } = await fh.write(buf, done, len - done, position + done);
+    const bytesWritten = await writeFd(fd, buf, done, len - done, position + done);
     if (bytesWritten === 0) throw new Error('short write');
     done += bytesWritten;
   }

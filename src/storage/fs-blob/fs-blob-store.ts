@@ -32,7 +32,7 @@ import { addAbortListener } from 'node:events';
 import { join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
 import { isPageAligned, PAGE } from '../../shared/aligned-memory.ts';
-import { openDirectForRead, openFd, openNewBlob, readFd, StagedWriter } from './direct-io.ts';
+import { fdatasyncFd, ftruncateFd, openDirectForRead, openFd, openNewBlob, readFd, StagedWriter } from './direct-io.ts';
 import type { BlobRange, BlobStore } from '../ports.ts';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -44,7 +44,8 @@ export function fanOut(id: string): string {
 }
 
 interface BlobFile {
-  handle: FileHandle;
+  /** A bare descriptor (closed with closeSync: a quick call, not worth a thread-pool trip). */
+  fd: number;
   /** Opened with O_DIRECT: the last page is padded, and commit cuts it. */
   direct: boolean;
   commit(size: number): Promise<void>;
@@ -54,7 +55,7 @@ interface BlobFile {
 /** A file made ahead for a new blob (see the top of this file). */
 interface Prepared {
   id: string;
-  fh: FileHandle;
+  fd: number;
   direct: boolean;
 }
 
@@ -189,7 +190,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   private async dropPrepared(p: Prepared): Promise<void> {
-    await p.fh.close().catch(() => {});
+    closeQuietly(p.fd);
     await fsp.rm(this.pathFor(p.id), { force: true });
     this.unwritten.delete(p.id);
   }
@@ -221,9 +222,9 @@ export class FsBlobStore implements BlobStore {
       this.handedOut.delete(id);
       this.unwritten.delete(id);
       // Made ahead: its directory entry is durable already.
-      return blobFile(path, prepared.fh, prepared.direct, undefined);
+      return blobFile(path, prepared.fd, prepared.direct, undefined);
     }
-    const { fh, direct } = await openNewBlob(path, this.direct).catch(async (e: NodeJS.ErrnoException) => {
+    const { fd, direct } = await openNewBlob(path, this.direct).catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
       await this.makeFanOut();
       void this.dirHandles.get(dir)?.then((h) => h.close(), () => {});
@@ -234,7 +235,7 @@ export class FsBlobStore implements BlobStore {
     // The directory entry becomes durable while the data is written, not after it.
     const entry = this.syncDir(dir);
     entry.catch(() => {}); // awaited by commit and abort
-    return blobFile(path, fh, direct, entry);
+    return blobFile(path, fd, direct, entry);
   }
 
   async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
@@ -249,7 +250,7 @@ export class FsBlobStore implements BlobStore {
     try {
       signal?.throwIfAborted();
       file = await this.openFile(id);
-      writer = new StagedWriter(file.handle, file.direct);
+      writer = new StagedWriter(file.fd, file.direct);
       await drain(source, writer);
       await writer.finish();
       await file.commit(writer.size);
@@ -372,30 +373,47 @@ export class FsBlobStore implements BlobStore {
  * A new blob's file: commit makes it durable as `size` bytes (cutting the padding of direct
  * writes), abort removes it. `entry` is the fsync of its directory entry, when still under way.
  */
-function blobFile(path: string, fh: FileHandle, direct: boolean, entry: Promise<void> | undefined): BlobFile {
+function blobFile(path: string, fd: number, direct: boolean, entry: Promise<void> | undefined): BlobFile {
   let open = true;
-  const close = async () => {
+  const close = () => {
     if (open) {
       open = false;
-      await fh.close();
+      closeSync(fd);
     }
   };
   return {
     direct,
-    handle: fh,
+    fd,
     async commit(size: number): Promise<void> {
-      if (direct) await fh.truncate(size);
-      await fh.datasync();
+      if (direct) await ftruncateFd(fd, size);
+      await fdatasyncFd(fd);
       await entry;
-      // Durable now: closing is not on the upload's path (a close error cannot undo that).
-      close().catch(() => {});
+      // Durable now: a close error cannot undo that.
+      try {
+        close();
+      } catch {
+        // nothing to do: the blob is whole
+      }
     },
     async abort(): Promise<void> {
-      await close().catch(() => {});
+      try {
+        close();
+      } catch {
+        // removed below all the same
+      }
       await entry?.catch(() => {});
       await fsp.rm(path, { force: true });
     },
   };
+}
+
+/** closeSync, ignoring errors (a descriptor being dropped). */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // gone already
+  }
 }
 
 /**
