@@ -3,7 +3,7 @@
 // `.partial` files that a crash mid-write leaves behind.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, promises as fsp, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -18,6 +18,7 @@ import {
   readAll,
 } from '../../src/storage/conformance/blob-store-suite.ts';
 import { fanOut, FsBlobStore } from '../../src/storage/fs-blob/fs-blob-store.ts';
+import { paddedFileSize } from '../../src/storage/fs-blob/direct-io.ts';
 import { alignedSharedMemory } from '../../src/shared/aligned-memory.ts';
 import { filesUnder } from '../helpers/raw-s3.ts';
 
@@ -115,6 +116,9 @@ describe('FsBlobStore specifics', () => {
       await store.write(id, chunkedSource(randomBytes(10)));
       assert.equal(store.root, join(dir, 'blobs'));
       const st = await fsp.stat(join(store.root, fanOut(id), id));
+      // A new store's files are page-padded: the blob, zeros, and a trailer giving its length.
+      assert.equal(store.padded, true);
+      assert.equal(readFileSync(store.root + '.format', 'utf8').trim(), 'coffer-blob-files 2: page-padded, trailer');
       assert.equal(store.pathFor(id), join(store.root, fanOut(id), id));
       // 256 fan-out directories, 00 to ff, all there from the start.
       const dirs = (await fsp.readdir(store.root)).sort();
@@ -122,7 +126,8 @@ describe('FsBlobStore specifics', () => {
       assert.equal(dirs[0], '00');
       assert.equal(dirs[255], 'ff');
       assert.equal(fanOut(id), Buffer.from(id, 'base64url').subarray(0, 1).toString('hex'));
-      assert.equal(st.size, 10);
+      assert.equal(st.size, 4096);
+      assert.equal(await store.size(id), 10);
       assert.equal(st.mode & 0o077, 0, 'blob files are private to the owner');
     } finally {
       await cleanup();
@@ -179,14 +184,23 @@ describe('FsBlobStore specifics', () => {
   });
 
   test('blobs of an older data directory (blobs/Ab/cd/<id>) are still read, sized, listed and deleted', async () => {
-    const { store, cleanup } = await makeFsStore();
+    // The data directory exists before the store opens it: files of exact length, no layout marker.
+    const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
+    const id = newBlobId();
+    const data = randomBytes(5000);
+    const legacy = join(dir, 'blobs', id.slice(0, 2), id.slice(2, 4));
+    await fsp.mkdir(legacy, { recursive: true });
+    await fsp.writeFile(join(legacy, id), data);
+    await fsp.writeFile(join(legacy, `${newBlobId()}.partial`), 'leftover');
+    const store = new FsBlobStore(dir);
+    await store.init();
+    const cleanup = async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
     try {
-      const id = newBlobId();
-      const data = randomBytes(5000);
-      const legacy = join(store.root, id.slice(0, 2), id.slice(2, 4));
-      await fsp.mkdir(legacy, { recursive: true });
-      await fsp.writeFile(join(legacy, id), data);
-      await fsp.writeFile(join(legacy, `${newBlobId()}.partial`), 'leftover');
+      assert.equal(store.padded, false, 'a store made by an earlier version keeps exact-length files');
+      assert.ok(!existsSync(store.root + '.format'));
       assert.equal(await store.size(id), 5000);
       assert.ok((await store.readBytes(id, { start: 10, end: 4000 })).equals(data.subarray(10, 4000)));
       assert.ok((await readAll(store, id)).equals(data));
@@ -201,6 +215,59 @@ describe('FsBlobStore specifics', () => {
       await store.delete(id);
       await assertAbsent(store, id);
       assert.equal(await store.size(id2), 100);
+      assert.equal(statSync(store.pathFor(id2)).size, 100, 'written at its exact length');
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a page-padded file: damage to its padding or trailer, or a changed length, fails reads that reach the blob end', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      const size = 3 * 4096 + 1000;
+      const data = randomBytes(size);
+      const id = newBlobId();
+      await store.write(id, chunkedSource(data));
+      const path = store.pathFor(id);
+      const original = readFileSync(path);
+      assert.equal(original.length, 4 * 4096);
+      // Layout: the blob, zeros, then "CFRPAD01", the length and its complement (u64, little-endian).
+      assert.ok(original.subarray(0, size).equals(data));
+      assert.ok(original.subarray(size, original.length - 24).equals(Buffer.alloc(original.length - 24 - size)));
+      assert.equal(original.subarray(original.length - 24, original.length - 16).toString('latin1'), 'CFRPAD01');
+      assert.equal(original.readBigUInt64LE(original.length - 16), BigInt(size));
+      assert.equal(original.readBigUInt64LE(original.length - 8), ~BigInt(size) & ((1n << 64n) - 1n));
+      const aligned = Buffer.from(alignedSharedMemory(8 * 4096));
+      const damagedReads = async (what: string) => {
+        await assert.rejects(readAll(store, id), { code: 'EBADMSG' }, `whole read, ${what}`);
+        await assert.rejects(store.readInto(id, { start: size - 10, end: size }, aligned), { code: 'EBADMSG' }, `aligned read of the end, ${what}`);
+        await assert.rejects(store.readBytes(id, { start: size - 10, end: size + 50 }), { code: 'EBADMSG' }, `read past the end, ${what}`);
+        await assert.rejects(store.size(id), { code: 'EBADMSG' }, `size, ${what}`);
+      };
+      for (const pos of [size, size + 1, original.length - 25, original.length - 24, original.length - 17, original.length - 9, original.length - 1]) {
+        const bad = Buffer.from(original);
+        bad[pos]! ^= 0x01;
+        writeFileSync(path, bad);
+        await damagedReads(`byte ${pos} flipped`);
+        // Reads that stop well before the end do not look at it (the decryptor checks their segments).
+        assert.ok((await store.readBytes(id, { start: 0, end: 4096 })).equals(data.subarray(0, 4096)));
+      }
+      for (const length of [original.length - 1, original.length - 4096, original.length + 1, original.length + 4096]) {
+        const bad = Buffer.alloc(length);
+        original.copy(bad, 0, 0, Math.min(length, original.length));
+        writeFileSync(path, bad);
+        if (length !== original.length + 4096) await damagedReads(`file of ${length} bytes`);
+        else {
+          // A page appended: the trailer is no longer at the end. A read that stops at the blob's
+          // end does not reach the file's (the blob's own bytes are whole, as before the change);
+          // the length and reads of the file's end see it.
+          await assert.rejects(store.size(id), { code: 'EBADMSG' });
+          await assert.rejects(store.readBytes(id, { start: size - 10, end: length }), { code: 'EBADMSG' });
+        }
+      }
+      writeFileSync(path, original);
+      assert.ok((await readAll(store, id)).equals(data));
+      assert.equal(await store.size(id), size);
     } finally {
       await cleanup();
     }
@@ -217,7 +284,9 @@ describe('FsBlobStore specifics', () => {
         await store.init();
         const MiB = 1024 * 1024;
         const STAGE = MiB + 64 * 1024;
-        for (const size of [1, 511, 4095, 4096, 4097, MiB - 1, MiB, MiB + 1, STAGE - 1, STAGE, STAGE + 1, 2 * STAGE, 2 * STAGE + 4097, 3 * MiB]) {
+        // ... and around where the trailer (24 bytes) still fits in the blob's last page or not.
+        const T = 4096 - 24;
+        for (const size of [0, 1, 511, T - 1, T, T + 1, 4095, 4096, 4097, 4096 + T, MiB - 1, MiB, MiB + 1, STAGE - 4096 - 24, STAGE - 25, STAGE - 24, STAGE - 23, STAGE - 1, STAGE, STAGE + 1, 2 * STAGE, 2 * STAGE + 4097, 3 * MiB]) {
           const id = newBlobId();
           const data = randomBytes(size);
           // Chunks that straddle stage boundaries, and one chunk bigger than two stages.
@@ -225,13 +294,14 @@ describe('FsBlobStore specifics', () => {
           const { size: written } = await store.write(id, chunkedSource(data, chunk));
           assert.equal(written, size);
           assert.equal(await store.size(id), size, `size of ${size}`);
+          assert.equal(statSync(store.pathFor(id)).size, paddedFileSize(size), `file size of ${size}`);
           assert.ok((await readAll(store, id)).equals(data), `bytes of ${size}`);
           assert.deepEqual(filesUnder(store.root).filter((f) => f.endsWith('.partial')), []);
           // Reads into page-aligned memory (O_DIRECT where allowed: whole pages, then moved into
           // place) give the same bytes as any other read, at unaligned edges and past the end.
           const target = Buffer.from(alignedSharedMemory(size + 3 * 4096));
-          for (const [start, end] of [[0, size], [1, size], [size - 1, size], [4095, Math.min(size, 8193)], [0, size + 5000], [Math.floor(size / 2), size + 1]]) {
-            if (start! >= size || end! <= start!) continue;
+          for (const [start, end] of [[0, size], [1, size], [size - 1, size], [4095, Math.min(size, 8193)], [0, size + 5000], [Math.floor(size / 2), size + 1], [size, size + 10], [size + 100, size + 200]]) {
+            if (start! < 0 || start! > size || end! <= start!) continue;
             target.fill(0xee);
             const n = await store.readInto(id, { start: start!, end: end! }, target);
             assert.equal(n, Math.min(end!, size) - start!, `count of [${start}, ${end}) of ${size}`);

@@ -3,8 +3,10 @@
 // way in costs a copy per byte (and, on VMs whose guest memory is faulted in from the host on
 // first touch, a page fault per 4 KiB of every new cache page) and buys nothing. Ceph's
 // BlueStore does the same. O_DIRECT needs memory, offsets and lengths aligned to the device's
-// block size: blob data is staged in page-aligned buffers and the final partial block is padded,
-// then cut off with ftruncate before the file is synced. See docs/performance.md.
+// block size: blob data is staged in page-aligned buffers, and the last write pads the file to a
+// whole page with zeros and a trailer that says where the blob ends (page-padded files; in stores
+// made by earlier versions the padding is cut off with ftruncate instead). See
+// docs/object-format.md ("Blob files") and docs/performance.md.
 import { constants as fsConstants, fdatasync, ftruncate, open, read, write } from 'node:fs';
 import { alignedMemory, PAGE } from '../../shared/aligned-memory.ts';
 
@@ -28,13 +30,50 @@ const O_DIRECT: number | undefined = (fsConstants as Record<string, number>).O_D
 
 const free: Buffer[] = [];
 
-/** A STAGE_BYTES buffer whose address is page aligned. */
+/** A stage's capacity: STAGE_BYTES, and a page more for the last write's padding and trailer. */
+const STAGE_CAPACITY = STAGE_BYTES + PAGE;
+
+/** A STAGE_CAPACITY buffer whose address is page aligned. */
 function takeStage(): Buffer {
   const b = free.pop();
   if (b) return b;
-  const slab = Buffer.from(alignedMemory(SLAB_BUFFERS * STAGE_BYTES));
-  for (let i = 1; i < SLAB_BUFFERS; i++) free.push(slab.subarray(i * STAGE_BYTES, (i + 1) * STAGE_BYTES));
-  return slab.subarray(0, STAGE_BYTES);
+  const slab = Buffer.from(alignedMemory(SLAB_BUFFERS * STAGE_CAPACITY));
+  for (let i = 1; i < SLAB_BUFFERS; i++) free.push(slab.subarray(i * STAGE_CAPACITY, (i + 1) * STAGE_CAPACITY));
+  return slab.subarray(0, STAGE_CAPACITY);
+}
+
+/**
+ * Page-padded blob files (docs/object-format.md, "Blob files"): the blob's bytes, zeros, and a
+ * TRAILER_BYTES trailer ending on a page boundary: "CFRPAD01", the blob's length as a u64
+ * (little-endian), and its complement. Direct I/O writes whole pages, and cutting the padding off
+ * afterwards (ftruncate) made the kernel read the last block back from the device to zero its
+ * tail, on every upload's path; the trailer says where the blob ends instead.
+ */
+export const TRAILER_BYTES = 24;
+const TRAILER_MAGIC = Buffer.from('CFRPAD01', 'latin1');
+const U64_MAX = (1n << 64n) - 1n;
+
+/** The size of the file of a page-padded blob of `length` bytes. */
+export function paddedFileSize(length: number): number {
+  return Math.ceil((length + TRAILER_BYTES) / PAGE) * PAGE;
+}
+
+function writeTrailer(target: Buffer, at: number, length: number): void {
+  TRAILER_MAGIC.copy(target, at);
+  target.writeBigUInt64LE(BigInt(length), at + 8);
+  target.writeBigUInt64LE(U64_MAX ^ BigInt(length), at + 16);
+}
+
+/**
+ * The blob length the trailer at `at` states, or undefined when it is not a trailer (magic or
+ * complement wrong).
+ */
+export function readTrailer(source: Uint8Array, at: number): number | undefined {
+  const b = Buffer.from(source.buffer, source.byteOffset + at, TRAILER_BYTES);
+  if (!b.subarray(0, 8).equals(TRAILER_MAGIC)) return undefined;
+  const length = b.readBigUInt64LE(8);
+  if ((length ^ b.readBigUInt64LE(16)) !== U64_MAX || length > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return Number(length);
 }
 
 function returnStage(b: Buffer): void {
@@ -98,8 +137,8 @@ export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ f
  * Writes a stream of chunks to `fh` through two staging buffers: one fills while the other (a
  * full stage) is being written, so there is at most one write in flight and memory stays at two
  * stages per blob whatever its size. With `direct`, every write is whole pages (offsets and
- * lengths aligned, as the device's block size requires): the last one is zero-padded, and the
- * blob file's commit cuts the padding off.
+ * lengths aligned, as the device's block size requires): the last one is zero-padded, ending in
+ * the trailer when `padded`, or cut back by the blob file's commit otherwise.
  */
 export class StagedWriter {
   private stage: Buffer = takeStage();
@@ -114,6 +153,8 @@ export class StagedWriter {
   constructor(
     private readonly fd: number,
     private readonly direct: boolean,
+    /** Page-padded file: the last write carries zeros and the trailer (no cut afterwards). */
+    private readonly padded = false,
   ) {}
 
   /**
@@ -148,9 +189,14 @@ export class StagedWriter {
    * upload's end waits for one write, not two in a row.
    */
   async finish(): Promise<void> {
-    if (this.fill > 0) {
-      const len = this.direct ? Math.ceil(this.fill / PAGE) * PAGE : this.fill;
-      this.stage.fill(0, this.fill, len);
+    if (this.fill > 0 || this.padded) {
+      let len = this.direct ? Math.ceil(this.fill / PAGE) * PAGE : this.fill;
+      if (this.padded) {
+        // Whole pages up to the trailer, whatever the mode: the file's layout is the same.
+        len = paddedFileSize(this.size) - this.position;
+        writeTrailer(this.stage, len - TRAILER_BYTES, this.size);
+        this.stage.fill(0, this.fill, len - TRAILER_BYTES);
+      } else this.stage.fill(0, this.fill, len);
       const at = this.position;
       this.position += len;
       this.fill = 0;

@@ -6,7 +6,9 @@
 //
 // A write creates the file under its final name (O_EXCL; with O_DIRECT where the file system
 // allows, see direct-io.ts) and makes the new directory entry durable while the data is being
-// written; it resolves once the data and the file's size are durable too (fdatasync). Blob ids
+// written; it resolves once the data and the file's size are durable too (fdatasync). Files are
+// page-padded, the blob's length in a trailer at their end (docs/object-format.md, "Blob files";
+// data directories of earlier versions keep exact-length files, see init()). Blob ids
 // are fresh for every write, and the metadata refers to a blob only after its write resolved:
 // a blob a crash interrupted is one nothing refers to, and the start-up sweep of unreferenced
 // blobs removes it. (Writing to a temporary name and renaming it would put a rename and a
@@ -26,13 +28,13 @@
 // the new one. Those versions also wrote through `<id>.partial` files: sweepIncomplete removes
 // any such leftover.
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, constants as fsConstants, promises as fsp } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { addAbortListener } from 'node:events';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
-import { isPageAligned, PAGE } from '../../shared/aligned-memory.ts';
-import { fdatasyncFd, ftruncateFd, openDirectForRead, openFd, openNewBlob, readFd, StagedWriter } from './direct-io.ts';
+import { alignedMemory, isPageAligned, PAGE } from '../../shared/aligned-memory.ts';
+import { fdatasyncFd, ftruncateFd, openDirectForRead, openFd, openNewBlob, paddedFileSize, readFd, readTrailer, StagedWriter, TRAILER_BYTES } from './direct-io.ts';
 import type { BlobRange, BlobStore } from '../ports.ts';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -46,7 +48,7 @@ export function fanOut(id: string): string {
 interface BlobFile {
   /** A bare descriptor (closed with closeSync: a quick call, not worth a thread-pool trip). */
   fd: number;
-  /** Opened with O_DIRECT: the last page is padded, and commit cuts it. */
+  /** Opened with O_DIRECT: writes are whole pages (in a store of exact-length files, commit cuts the padding). */
   direct: boolean;
   commit(size: number): Promise<void>;
   abort(): Promise<void>;
@@ -72,6 +74,13 @@ function randomId(fanOutByte?: number): string {
   if (fanOutByte !== undefined) b[0] = fanOutByte;
   return b.toString('base64url');
 }
+/**
+ * The layout marker beside the blob root (`<data dir>/blobs.format`, outside it so that every
+ * file under the root is a blob), and the layout it names: page-padded files with a trailer.
+ */
+const FORMAT_SUFFIX = '.format';
+const PADDED_FORMAT = 'coffer-blob-files 2: page-padded, trailer';
+
 /** Suffix of the temporary files earlier versions wrote through (sweepIncomplete removes leftovers). */
 const TMP_SUFFIX = '.partial';
 
@@ -83,8 +92,28 @@ export class FsBlobStore implements BlobStore {
   }
 
   async init(): Promise<void> {
+    const fresh = (await readdirSafe(this.root)).length === 0;
     await this.makeFanOut();
+    const marker = this.root + FORMAT_SUFFIX;
+    let format: string | undefined;
+    try {
+      format = (await fsp.readFile(marker, 'utf8')).trim();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (format === undefined && fresh) {
+      // A new store: every blob file is page-padded. Stores made by earlier versions (no marker,
+      // files of exact length) keep that layout for good: a file's layout is its store's.
+      await fsp.writeFile(marker, PADDED_FORMAT + '\n', { mode: 0o600, flush: true });
+      await fsyncDir(dirname(this.root));
+      format = PADDED_FORMAT;
+    }
+    if (format !== undefined && format !== PADDED_FORMAT) throw new Error(`${marker}: unknown blob file layout "${format}"`);
+    this.padded = format === PADDED_FORMAT;
   }
+
+  /** Blob files are page-padded with a trailer (docs/object-format.md, "Blob files"); false in stores of earlier versions. */
+  padded = false;
 
   /**
    * Makes the blob root and whichever of its 256 fan-out directories are missing, and makes
@@ -222,7 +251,7 @@ export class FsBlobStore implements BlobStore {
       this.handedOut.delete(id);
       this.unwritten.delete(id);
       // Made ahead: its directory entry is durable already.
-      return blobFile(path, prepared.fd, prepared.direct, undefined);
+      return blobFile(path, prepared.fd, prepared.direct, prepared.direct && !this.padded, undefined);
     }
     const { fd, direct } = await openNewBlob(path, this.direct).catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
@@ -235,7 +264,7 @@ export class FsBlobStore implements BlobStore {
     // The directory entry becomes durable while the data is written, not after it.
     const entry = this.syncDir(dir);
     entry.catch(() => {}); // awaited by commit and abort
-    return blobFile(path, fd, direct, entry);
+    return blobFile(path, fd, direct, direct && !this.padded, entry);
   }
 
   async write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }> {
@@ -250,7 +279,7 @@ export class FsBlobStore implements BlobStore {
     try {
       signal?.throwIfAborted();
       file = await this.openFile(id);
-      writer = new StagedWriter(file.fd, file.direct);
+      writer = new StagedWriter(file.fd, file.direct, this.padded);
       await drain(source, writer);
       await writer.finish();
       await file.commit(writer.size);
@@ -283,11 +312,23 @@ export class FsBlobStore implements BlobStore {
     const to = Math.ceil(range.end / PAGE) * PAGE;
     const { fd, direct } = await this.openForRead(id, this.directReads && want > 0 && to - from <= target.byteLength && isPageAligned(target));
     try {
-      if (!direct) return await readAt(fd, target, want, range.start, false);
-      const skip = range.start - from;
-      const got = Math.max(0, Math.min((await readAt(fd, target, to - from, from, true)) - skip, want));
-      if (skip > 0 && got > 0) target.copyWithin(0, skip, skip + got);
-      return got;
+      if (!this.padded) return await readPages(fd, direct, target, range.start, range.end);
+      // A page-padded file: whole pages, the blob ending somewhere in its last page and a trailer
+      // (or just before them), so a range ending before that is all blob bytes.
+      const size = fstatSync(fd).size;
+      if (size % PAGE !== 0 || size < PAGE) throw damaged(id, 'its file is not whole pages');
+      if (range.end <= size - PAGE - TRAILER_BYTES) return await readPages(fd, direct, target, range.start, range.end);
+      // The range reaches the blob's end, which the trailer gives: read to the file's end at once
+      // when the target has room, or read its last pages first.
+      if (direct && from < size && size - from <= target.byteLength) {
+        if ((await readAt(fd, target, size - from, from, true)) !== size - from) throw damaged(id, 'its file is shorter than it was');
+        const length = checkEnd(id, target, from, size);
+        const got = Math.max(0, Math.min(range.end, length) - range.start);
+        if (range.start > from && got > 0) target.copyWithin(0, range.start - from, range.start - from + got);
+        return got;
+      }
+      const end = Math.min(range.end, await blobEnd(id, fd, direct, size));
+      return end <= range.start ? 0 : await readPages(fd, direct, target, range.start, end);
     } finally {
       closeSync(fd);
     }
@@ -320,14 +361,22 @@ export class FsBlobStore implements BlobStore {
 
   async size(id: string): Promise<number | undefined> {
     if (this.unwritten.has(id)) return undefined;
-    for (const path of [this.pathFor(id), this.legacyPathFor(id)]) {
-      try {
-        return (await fsp.stat(path)).size;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      }
+    let opened: { fd: number; direct: boolean };
+    try {
+      opened = await this.openForRead(id, this.directReads);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
     }
-    return undefined;
+    const { fd, direct } = opened;
+    try {
+      const size = fstatSync(fd).size;
+      if (!this.padded) return size;
+      if (size % PAGE !== 0 || size < PAGE) throw damaged(id, 'its file is not whole pages');
+      return await blobEnd(id, fd, direct, size);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async delete(id: string): Promise<void> {
@@ -370,10 +419,11 @@ export class FsBlobStore implements BlobStore {
 }
 
 /**
- * A new blob's file: commit makes it durable as `size` bytes (cutting the padding of direct
- * writes), abort removes it. `entry` is the fsync of its directory entry, when still under way.
+ * A new blob's file: commit makes it durable (with `cut`, as `size` bytes: the padding of direct
+ * writes in a store of exact-length files is cut off), abort removes it. `entry` is the fsync of
+ * its directory entry, when still under way.
  */
-function blobFile(path: string, fd: number, direct: boolean, entry: Promise<void> | undefined): BlobFile {
+function blobFile(path: string, fd: number, direct: boolean, cut: boolean, entry: Promise<void> | undefined): BlobFile {
   let open = true;
   const close = () => {
     if (open) {
@@ -385,7 +435,7 @@ function blobFile(path: string, fd: number, direct: boolean, entry: Promise<void
     direct,
     fd,
     async commit(size: number): Promise<void> {
-      if (direct) await ftruncateFd(fd, size);
+      if (cut) await ftruncateFd(fd, size);
       await fdatasyncFd(fd);
       await entry;
       // Durable now: a close error cannot undo that.
@@ -474,6 +524,50 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Reads up to `length` bytes at `position` into `target`; fewer at the end of the file. */
+/** Bytes [start, end) of a blob file into `target` (O_DIRECT: whole pages, then moved into place). */
+async function readPages(fd: number, direct: boolean, target: Uint8Array, start: number, end: number): Promise<number> {
+  const want = Math.max(0, end - start);
+  if (!direct) return readAt(fd, target, want, start, false);
+  const from = Math.floor(start / PAGE) * PAGE;
+  const to = Math.ceil(end / PAGE) * PAGE;
+  const skip = start - from;
+  const got = Math.max(0, Math.min((await readAt(fd, target, to - from, from, true)) - skip, want));
+  if (skip > 0 && got > 0) target.copyWithin(0, skip, skip + got);
+  return got;
+}
+
+/** A blob file that is not what was written: its reads fail, as a blob whose bytes were changed does. */
+function damaged(id: string, what: string): Error {
+  return Object.assign(new Error(`blob ${id} is damaged: ${what}`), { code: 'EBADMSG' });
+}
+
+/**
+ * The length of a page-padded blob from its file's end, held in `buf` from file offset `at` to
+ * `size` (the file's size): the trailer must be whole and agree with the size, and every byte
+ * between the blob's end and the trailer must be zero.
+ */
+function checkEnd(id: string, buf: Uint8Array, at: number, size: number): number {
+  const length = readTrailer(buf, size - TRAILER_BYTES - at);
+  if (length === undefined || paddedFileSize(length) !== size) throw damaged(id, 'its trailer is not what was written');
+  for (let i = Math.max(length, at) - at; i < size - TRAILER_BYTES - at; i++) if (buf[i] !== 0) throw damaged(id, 'its padding is not zeros');
+  return length;
+}
+
+/** Page-aligned scratch for the last two pages of a file (blobEnd), reused. */
+const scratch: Buffer[] = [];
+
+/** The length of a page-padded blob, read from its file's last two pages. */
+async function blobEnd(id: string, fd: number, direct: boolean, size: number): Promise<number> {
+  const buf = scratch.pop() ?? Buffer.from(alignedMemory(2 * PAGE));
+  try {
+    const span = Math.min(size, 2 * PAGE);
+    if ((await readAt(fd, buf, span, size - span, direct)) !== span) throw damaged(id, 'its file is shorter than it was');
+    return checkEnd(id, buf, size - span, size);
+  } finally {
+    if (scratch.length < 8) scratch.push(buf);
+  }
+}
+
 async function readAt(fd: number, target: Uint8Array, length: number, position: number, direct: boolean): Promise<number> {
   let n = 0;
   while (n < length) {
