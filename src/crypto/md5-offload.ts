@@ -42,16 +42,20 @@ class Md5Pool {
     const data: Md5WorkerData = { memory, slotsAt: SLOTS_AT, slotBytes: SLOT_BYTES };
     this.worker = startModuleWorker(import.meta.url, './md5-worker', { workerData: data });
     this.worker.on('message', (m: FromMd5Worker) => {
-      if (m.t === 'a') {
-        this.free.push(m.slot);
-        this.hashes.get(m.id)?.acked(m.n);
+      const { acks } = m;
+      for (let i = 0; i < acks.length; i += 3) {
+        this.free.push(acks[i + 1]!);
+        this.hashes.get(acks[i]!)?.acked(acks[i + 2]!);
+      }
+      if (acks.length > 0) {
         const w = this.slotWaiters;
         this.slotWaiters = [];
         for (const f of w) f();
-      } else {
-        const h = this.hashes.get(m.id);
-        this.drop(m.id);
-        h?.done(Buffer.from(m.d.buffer, m.d.byteOffset, m.d.byteLength));
+      }
+      for (const { id, d } of m.digests) {
+        const h = this.hashes.get(id);
+        this.drop(id);
+        h?.done(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
       }
     });
     const fail = (err: Error) => {

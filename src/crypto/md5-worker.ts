@@ -14,7 +14,12 @@ export type ToMd5Worker =
   /** Drop the stream (its upload failed). */
   | { t: 'x'; id: number };
 
-export type FromMd5Worker = { t: 'a'; id: number; slot: number; n: number } | { t: 'd'; id: number; d: Uint8Array };
+/**
+ * What the worker sends back, once per pass: the batches it is done with (id, slot, n for each:
+ * their slots are free again), then the digests of the uploads that ended. One message instead
+ * of one per batch: every message is a wake-up of the main thread.
+ */
+export type FromMd5Worker = { t: 'r'; acks: number[]; digests: { id: number; d: Uint8Array }[] };
 
 export interface Md5WorkerData {
   memory: WebAssembly.Memory;
@@ -54,13 +59,21 @@ const md5 = new Md5Lanes(memory, 0);
 const streams = new Map<number, Stream>();
 const port = parentPort!;
 
-function post(m: FromMd5Worker): void {
+/** What the next message carries (sent by flush(), at the end of each pass). */
+let acks: number[] = [];
+let digests: { id: number; d: Uint8Array }[] = [];
+
+function flush(): void {
+  if (acks.length === 0 && digests.length === 0) return;
+  const m: FromMd5Worker = { t: 'r', acks, digests };
+  acks = [];
+  digests = [];
   port.postMessage(m);
 }
 
 function done(s: Stream, b: Batch): void {
   s.batches.shift();
-  post({ t: 'a', id: s.id, slot: b.slot, n: b.n });
+  acks.push(s.id, b.slot, b.n);
 }
 
 /**
@@ -112,6 +125,14 @@ function schedule(): void {
 
 /** One pass: a SIMD step over the uploads with whole blocks waiting, digests of ended ones. */
 function pass(): void {
+  try {
+    step();
+  } finally {
+    flush();
+  }
+}
+
+function step(): void {
   scheduled = false;
   const waiting: Stream[] = [];
   for (const s of streams.values()) {
@@ -119,7 +140,7 @@ function pass(): void {
     else if (s.ending) {
       const d = md5.finish(s.state, s.carry.subarray(0, s.carried));
       streams.delete(s.id);
-      post({ t: 'd', id: s.id, d });
+      digests.push({ id: s.id, d });
     }
   }
   if (waiting.length === 0) return;
@@ -194,7 +215,8 @@ port.on('message', (m: ToMd5Worker) => {
   } else {
     const s = streams.get(m.id);
     streams.delete(m.id);
-    for (const b of s?.batches ?? []) post({ t: 'a', id: m.id, slot: b.slot, n: b.n });
+    for (const b of s?.batches ?? []) acks.push(m.id, b.slot, b.n);
+    flush();
     return;
   }
   schedule();
