@@ -19,7 +19,10 @@ export type ToMd5Worker =
  * their slots are free again), then the digests of the uploads that ended. One message instead
  * of one per batch: every message is a wake-up of the main thread.
  */
-export type FromMd5Worker = { t: 'r'; acks: number[]; digests: { id: number; d: Uint8Array }[] };
+export interface FromMd5Worker {
+  acks: number[];
+  digests: { id: number; d: Uint8Array }[];
+}
 
 export interface Md5WorkerData {
   memory: WebAssembly.Memory;
@@ -65,7 +68,7 @@ let digests: { id: number; d: Uint8Array }[] = [];
 
 function flush(): void {
   if (acks.length === 0 && digests.length === 0) return;
-  const m: FromMd5Worker = { t: 'r', acks, digests };
+  const m: FromMd5Worker = { acks, digests };
   acks = [];
   digests = [];
   port.postMessage(m);

@@ -8,6 +8,7 @@
 // made by earlier versions the padding is cut off with ftruncate instead). See
 // docs/object-format.md ("Blob files") and docs/performance.md.
 import { constants as fsConstants, fdatasync, ftruncate, open, read, write } from 'node:fs';
+import { promisify } from 'node:util';
 import { alignedMemory, PAGE } from '../../shared/aligned-memory.ts';
 
 /**
@@ -86,9 +87,7 @@ function returnStage(b: Buffer): void {
  * made at once on this thread than as a trip through the thread pool (which is all a FileHandle
  * offers).
  */
-export function openFd(path: string, flags: number, mode = 0o666): Promise<number> {
-  return new Promise((resolve, reject) => open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
-}
+export const openFd: (path: string, flags: number, mode?: number) => Promise<number> = promisify(open);
 
 /** fs.read through its callback: the bytes read at `position` into `target[offset..]`. */
 export function readFd(fd: number, target: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -100,13 +99,8 @@ export function writeFd(fd: number, source: Uint8Array, offset: number, length: 
   return new Promise((resolve, reject) => write(fd, source, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
-export function ftruncateFd(fd: number, size: number): Promise<void> {
-  return new Promise((resolve, reject) => ftruncate(fd, size, (err) => (err ? reject(err) : resolve())));
-}
-
-export function fdatasyncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
+export const ftruncateFd: (fd: number, size: number) => Promise<void> = promisify(ftruncate);
+export const fdatasyncFd: (fd: number) => Promise<void> = promisify(fdatasync);
 
 /** Opens a blob for reading with O_DIRECT (a bare descriptor); undefined when the file system refuses it. */
 export async function openDirectForRead(path: string): Promise<number | undefined> {
@@ -190,13 +184,11 @@ export class StagedWriter {
    */
   async finish(): Promise<void> {
     if (this.fill > 0 || this.padded) {
-      let len = this.direct ? Math.ceil(this.fill / PAGE) * PAGE : this.fill;
-      if (this.padded) {
-        // Whole pages up to the trailer, whatever the mode: the file's layout is the same.
-        len = paddedFileSize(this.size) - this.position;
-        writeTrailer(this.stage, len - TRAILER_BYTES, this.size);
-        this.stage.fill(0, this.fill, len - TRAILER_BYTES);
-      } else this.stage.fill(0, this.fill, len);
+      // Padded: whole pages up to the trailer, whatever the mode (the file's layout is the same).
+      const len = this.padded ? paddedFileSize(this.size) - this.position : this.direct ? Math.ceil(this.fill / PAGE) * PAGE : this.fill;
+      const zeros = this.padded ? len - TRAILER_BYTES : len;
+      this.stage.fill(0, this.fill, zeros);
+      if (this.padded) writeTrailer(this.stage, zeros, this.size);
       const at = this.position;
       this.position += len;
       this.fill = 0;

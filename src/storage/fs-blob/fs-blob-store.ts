@@ -315,8 +315,7 @@ export class FsBlobStore implements BlobStore {
       if (!this.padded) return await readPages(fd, direct, target, range.start, range.end);
       // A page-padded file: whole pages, the blob ending somewhere in its last page and a trailer
       // (or just before them), so a range ending before that is all blob bytes.
-      const size = fstatSync(fd).size;
-      if (size % PAGE !== 0 || size < PAGE) throw damaged(id, 'its file is not whole pages');
+      const size = fileSize(id, fd, true);
       if (range.end <= size - PAGE - TRAILER_BYTES) return await readPages(fd, direct, target, range.start, range.end);
       // The range reaches the blob's end, which the trailer gives: read to the file's end at once
       // when the target has room, or read its last pages first.
@@ -370,10 +369,8 @@ export class FsBlobStore implements BlobStore {
     }
     const { fd, direct } = opened;
     try {
-      const size = fstatSync(fd).size;
-      if (!this.padded) return size;
-      if (size % PAGE !== 0 || size < PAGE) throw damaged(id, 'its file is not whole pages');
-      return await blobEnd(id, fd, direct, size);
+      const size = fileSize(id, fd, this.padded);
+      return this.padded ? await blobEnd(id, fd, direct, size) : size;
     } finally {
       closeSync(fd);
     }
@@ -428,7 +425,7 @@ function blobFile(path: string, fd: number, direct: boolean, cut: boolean, entry
   const close = () => {
     if (open) {
       open = false;
-      closeSync(fd);
+      closeQuietly(fd);
     }
   };
   return {
@@ -439,18 +436,10 @@ function blobFile(path: string, fd: number, direct: boolean, cut: boolean, entry
       await fdatasyncFd(fd);
       await entry;
       // Durable now: a close error cannot undo that.
-      try {
-        close();
-      } catch {
-        // nothing to do: the blob is whole
-      }
+      close();
     },
     async abort(): Promise<void> {
-      try {
-        close();
-      } catch {
-        // removed below all the same
-      }
+      close();
       await entry?.catch(() => {});
       await fsp.rm(path, { force: true });
     },
@@ -523,7 +512,6 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Reads up to `length` bytes at `position` into `target`; fewer at the end of the file. */
 /** Bytes [start, end) of a blob file into `target` (O_DIRECT: whole pages, then moved into place). */
 async function readPages(fd: number, direct: boolean, target: Uint8Array, start: number, end: number): Promise<number> {
   const want = Math.max(0, end - start);
@@ -534,6 +522,13 @@ async function readPages(fd: number, direct: boolean, target: Uint8Array, start:
   const got = Math.max(0, Math.min((await readAt(fd, target, to - from, from, true)) - skip, want));
   if (skip > 0 && got > 0) target.copyWithin(0, skip, skip + got);
   return got;
+}
+
+/** The size of a blob's file (fstat: no I/O); a page-padded one must be whole pages. */
+function fileSize(id: string, fd: number, padded: boolean): number {
+  const size = fstatSync(fd).size;
+  if (padded && (size % PAGE !== 0 || size < PAGE)) throw damaged(id, 'its file is not whole pages');
+  return size;
 }
 
 /** A blob file that is not what was written: its reads fail, as a blob whose bytes were changed does. */
@@ -568,6 +563,7 @@ async function blobEnd(id: string, fd: number, direct: boolean, size: number): P
   }
 }
 
+/** Reads up to `length` bytes at `position` into `target`; fewer at the end of the file. */
 async function readAt(fd: number, target: Uint8Array, length: number, position: number, direct: boolean): Promise<number> {
   let n = 0;
   while (n < length) {
