@@ -13,11 +13,15 @@
 //   --https                        drive the HTTPS endpoint instead of HTTP
 //   --concurrency N                requests in flight (default: the workload's)
 //   --node-args="--flag ..."       extra node flags for the server (experiments)
+//   --warmup 20                    seconds of the same workload before the measured one (V8
+//                                  optimizes a request's functions only after 20-30 s of load)
+//   --output FILE                  what the server printed during the load, into FILE (e.g.
+//                                  with --node-args=--trace-opt)
 //
 //   node --import tsx bench/profile.ts --mode perf --workload put1m
 // Honours BENCH_COFFER_REF / BENCH_COFFER_DIR like bench/run.ts.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +38,8 @@ const { values } = parseArgs({
     top: { type: 'string', default: '30' },
     https: { type: 'boolean', default: false },
     'node-args': { type: 'string', default: '' },
+    warmup: { type: 'string', default: '20' },
+    output: { type: 'string' },
     concurrency: { type: 'string' },
   },
 });
@@ -41,6 +47,7 @@ const mode = values.mode!;
 const workload = values.workload!;
 const seconds = Number(values.seconds);
 const TOP = Number(values.top);
+const warmupS = Number(values.warmup);
 if (!['cpu-prof', 'perf', 'gc', 'none'].includes(mode)) throw new Error('--mode cpu-prof | perf | gc | none');
 const WORKLOADS: Record<string, { size: number; concurrency: number; put: boolean }> = {
   put1m: { size: MiB, concurrency: 8, put: true },
@@ -227,11 +234,19 @@ async function main(): Promise<void> {
     await s3.createBucket(BUCKET);
     // Objects to read, and a warm-up of the measured path.
     const seed = large ? 2 : w.put ? 64 : 500;
-    await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: seed, maxMs: 60_000 }, async (i) => {
-      const r = await s3.put(BUCKET, `p/${i}`, body(), w.size);
+    const put = async (i: number) => {
+      const r = await s3.put(BUCKET, `p/${i % seed}`, body(), w.size);
       if (r.status !== 200) throw new Error(`PUT ${r.status}`);
       return w.size;
-    });
+    };
+    await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: seed, maxMs: 60_000 }, put);
+    const get = async (i: number) => {
+      const res = await s3.get(BUCKET, `p/${i % seed}`);
+      if (res.status !== 200 || res.bytes !== w.size) throw new Error(`GET ${res.status} ${res.bytes}`);
+      return res.bytes;
+    };
+    // Then the workload itself (PUTs overwrite those objects), for the rest of the warm-up.
+    if (warmupS > 0) await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: Number.MAX_SAFE_INTEGER, maxMs: warmupS * 1000 }, w.put ? put : get);
     const idle = await waitIdle(idleWaitMs, 0.25, [c.pid]);
     if (idle.load >= 0.25) console.log(`(machine busy before the load: ${idle.load.toFixed(2)} cores of other work)`);
     let perf: ReturnType<typeof spawn> | undefined;
@@ -244,18 +259,15 @@ async function main(): Promise<void> {
     const gcBefore = c.output().length;
     const start = performance.now();
     const r = await measure(target, workload, { concurrency: w.concurrency, maxOps: 10_000_000, maxMs: seconds * 1000 }, async (i) => {
-      if (w.put) {
-        const res = await s3.put(BUCKET, `m/${i}`, body(), w.size);
-        if (res.status !== 200) throw new Error(`PUT ${res.status}`);
-        return w.size;
-      }
-      const res = await s3.get(BUCKET, `p/${i % seed}`);
-      if (res.status !== 200 || res.bytes !== w.size) throw new Error(`GET ${res.status} ${res.bytes}`);
-      return res.bytes;
+      if (!w.put) return get(i);
+      const res = await s3.put(BUCKET, `m/${i}`, body(), w.size);
+      if (res.status !== 200) throw new Error(`PUT ${res.status}`);
+      return w.size;
     });
     window = { from: (start - spawnedAt) * 1000, to: (performance.now() - spawnedAt) * 1000 };
     console.log(`Coffer ${target.info}${values.https ? ' over HTTPS' : ''}${extra.length ? ` (${extra.join(' ')})` : ''}, workload ${workload} for ${r.seconds.toFixed(1)} s: ${r.ops} ops, ${r.mbps.toFixed(1)} MB/s, ${r.rps.toFixed(0)} req/s, server CPU ${r.serverCpu.toFixed(2)} cores (main thread ${r.serverMainCpu.toFixed(2)}), load generator ${r.genCpu.toFixed(2)}, other ${r.otherCpu.toFixed(2)}, errors ${r.errors}${r.firstError ? ' ' + r.firstError : ''}`);
     if (mode === 'gc') gcReport(c.output().slice(gcBefore), r.seconds, r.ops);
+    if (values.output) writeFileSync(values.output, c.output().slice(gcBefore));
     if (perf) {
       const exited = new Promise((resolve) => perf!.once('exit', resolve));
       perf.kill('SIGINT');
