@@ -245,8 +245,14 @@ async function main(): Promise<void> {
       if (res.status !== 200 || res.bytes !== w.size) throw new Error(`GET ${res.status} ${res.bytes}`);
       return res.bytes;
     };
-    // Then the workload itself (PUTs overwrite those objects), for the rest of the warm-up.
-    if (warmupS > 0) await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: Number.MAX_SAFE_INTEGER, maxMs: warmupS * 1000 }, w.put ? put : get);
+    // Then the workload itself, for the rest of the warm-up.
+    const putNew = async (i: number) => {
+      // New keys: deletions (overwrites' included) slow file creation on this VM's ext4.
+      const r = await s3.put(BUCKET, `w/${i}`, body(), w.size);
+      if (r.status !== 200) throw new Error(`PUT ${r.status}`);
+      return w.size;
+    };
+    if (warmupS > 0) await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: Number.MAX_SAFE_INTEGER, maxMs: warmupS * 1000 }, w.put ? putNew : get);
     const idle = await waitIdle(idleWaitMs, 0.25, [c.pid]);
     if (idle.load >= 0.25) console.log(`(machine busy before the load: ${idle.load.toFixed(2)} cores of other work)`);
     let perf: ReturnType<typeof spawn> | undefined;
