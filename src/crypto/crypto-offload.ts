@@ -13,7 +13,7 @@ import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../shared/module-worker.ts';
 import { shareSlabsWith, type Slot } from '../shared/slots.ts';
 import { CryptoError } from '../shared/errors.ts';
-import type { DecryptJob, DecryptReply } from './crypto-worker.ts';
+import type { DecryptJob, DecryptReply, SealReply } from './crypto-worker.ts';
 import type { SecretKey } from './keys.ts';
 
 /** Segments per window: 1 MiB of plaintext (a window's blob bytes fill one slot). */
@@ -21,22 +21,29 @@ export const WINDOW_SEGMENTS = 16;
 
 let worker: Worker | undefined;
 let nextId = 1;
-interface Listener {
-  onMessage(m: DecryptReply): void;
+/** Who gets the worker's replies for a job (or an upload being sealed: seal-offload.ts). */
+export interface Listener {
+  onMessage(m: DecryptReply | SealReply): void;
   onFail(e: Error): void;
+}
+
+/** An id for a job or a sealed stream (unique per process). */
+export function newJobId(): number {
+  return nextId++;
 }
 
 /** Who gets each worker's reply for a job, per worker (one that dies fails only its own jobs). */
 const listeners = new Map<Worker, Map<number, Listener>>();
 
-function listen(id: number, l: Listener, w: Worker): void {
+/** Routes `w`'s replies for `id` to `l` (and keeps the worker referenced while any is listened for). */
+export function listen(id: number, l: Listener, w: Worker): void {
   const mine = listeners.get(w) ?? new Map<number, Listener>();
   listeners.set(w, mine);
   mine.set(id, l);
   if (mine.size === 1) w.ref();
 }
 
-function unlisten(id: number, w: Worker): void {
+export function unlisten(id: number, w: Worker): void {
   const mine = listeners.get(w);
   if (mine?.delete(id) && mine.size === 0) w.unref();
 }
@@ -44,7 +51,7 @@ function unlisten(id: number, w: Worker): void {
 function startWorker(): Worker {
   const w = startModuleWorker(import.meta.url, './crypto-worker');
   const unshare = shareSlabsWith((m) => w.postMessage(m));
-  w.on('message', (m: DecryptReply) => listeners.get(w)?.get(m.id)?.onMessage(m));
+  w.on('message', (m: DecryptReply | SealReply) => listeners.get(w)?.get(m.id)?.onMessage(m));
   const fail = (err: Error) => {
     unshare();
     if (worker === w) worker = undefined;
@@ -58,7 +65,8 @@ function startWorker(): Worker {
   return w;
 }
 
-function theWorker(): Worker {
+/** The crypto worker, started on first use (and again after one died). */
+export function theWorker(): Worker {
   return (worker ??= startWorker());
 }
 
@@ -75,7 +83,7 @@ export function decryptInSlot(
   withHeader: boolean,
 ): Promise<number> {
   const w = theWorker();
-  const id = nextId++;
+  const id = newJobId();
   const job: DecryptJob = {
     t: 'job',
     id,
@@ -95,7 +103,7 @@ export function decryptInSlot(
         onMessage(m) {
           unlisten(id, w);
           if ('error' in m) reject(m.crypto ? new CryptoError() : new Error(m.error));
-          else resolve(m.length);
+          else if ('length' in m) resolve(m.length);
         },
         onFail: reject,
       },

@@ -1,16 +1,20 @@
-// The crypto worker thread (see crypto-offload.ts): decryption for GETs off the main thread.
-// The blob bytes of a window of segments sit in a slot of shared memory both threads hold
-// (shared/slots.ts); the worker verifies and decrypts them with decryptRange (format.ts) and
-// writes the plaintext over the ciphertext in the same slot. Only small messages cross
-// threads, and the cipher's allocations are this thread's garbage, not the main thread's.
+// The crypto worker thread (see crypto-offload.ts and seal-offload.ts): AES-GCM off the main
+// thread, both ways. GETs: the blob bytes of a window of segments sit in a slot of shared memory
+// both threads hold (shared/slots.ts); the worker verifies and decrypts them with
+// decryptRange (format.ts) and writes the plaintext over the ciphertext in the same slot.
+// Uploads: the main thread places an upload's plaintext in a slot where its ciphertext goes in
+// the blob (a stage), and the worker seals it there, segment by segment, tags included. Only
+// small messages cross threads, and the cipher's allocations are this thread's garbage, not the
+// main thread's.
 import { parentPort } from 'node:worker_threads';
+import type { CipherGCM } from 'node:crypto';
 import { CryptoError } from '../shared/errors.ts';
 import { copyIntoShared } from '../shared/aligned-memory.ts';
 import { SlotViews, type SlabMessage } from '../shared/slots.ts';
-import { decryptBlobRange } from './format.ts';
+import { decryptBlobRange, HEADER_SIZE, SEGMENT_SIZE, segmentCipher, segmentCount, TAG_SIZE } from './format.ts';
 import { SecretKey } from './keys.ts';
 
-export type ToWorker = SlabMessage | DecryptJob;
+export type ToWorker = SlabMessage | DecryptJob | SealOpen | SealStage | SealDrop;
 
 export interface DecryptJob {
   t: 'job';
@@ -30,6 +34,91 @@ export interface DecryptJob {
 }
 
 export type DecryptReply = { id: number; length: number } | { id: number; error: string; crypto: boolean };
+
+/** An upload's stream to seal (seal-offload.ts): its stream key, header and plaintext size. */
+export interface SealOpen {
+  t: 'seal-open';
+  id: number;
+  /** The stream key (zeroed here when the stream ends or is dropped). */
+  key: Uint8Array;
+  header: Uint8Array;
+  plainSize: number;
+}
+
+/**
+ * Seal blob bytes up to `to` of stream `id`, in `slot`, which holds the blob's stage starting at
+ * blob offset `stageStart`: the plaintext of every segment byte before `to` is in place there
+ * (the header too, in the first stage), the tags' places are free. Stages come in order, each
+ * once; `to` is the stage's end, or the blob's in the last one.
+ */
+export interface SealStage {
+  t: 'seal';
+  id: number;
+  slot: number;
+  stageStart: number;
+  to: number;
+}
+
+/** Forget stream `id` (its upload failed). */
+export interface SealDrop {
+  t: 'seal-drop';
+  id: number;
+}
+
+/** A stage sealed (its slot is the main thread's again), or the seal failed. */
+export type SealReply = { id: number; sealed: number } | { id: number; error: string; crypto: false };
+
+interface Sealing {
+  key: SecretKey;
+  header: Buffer;
+  plainSize: number;
+  segments: number;
+  /** The segment being sealed, its cipher, and how many of its plaintext bytes are sealed. */
+  index: number;
+  cipher: CipherGCM | undefined;
+  done: number;
+  /** Blob offset up to which every byte is final (past a stage's end while a tag's tail waits). */
+  pos: number;
+  /** A tag's bytes that fall in the next stage. */
+  carry: Buffer | undefined;
+}
+const sealing = new Map<number, Sealing>();
+
+function seal(m: SealStage): void {
+  const s = sealing.get(m.id);
+  if (!s) throw new Error('unknown stream');
+  const view = slots.view(m.slot, m.to - m.stageStart);
+  if (s.carry) {
+    view.set(s.carry, 0);
+    s.carry = undefined;
+  }
+  const key = s.key.expose();
+  while (s.pos < m.to) {
+    const length = s.index < s.segments - 1 ? SEGMENT_SIZE : s.plainSize - s.index * SEGMENT_SIZE;
+    const cipher = (s.cipher ??= segmentCipher(key, s.header, s.index, s.index === s.segments - 1));
+    const n = Math.min(length - s.done, m.to - s.pos);
+    if (n > 0) {
+      const at = s.pos - m.stageStart;
+      copyIntoShared(view, at, cipher.update(view.subarray(at, at + n)));
+      s.done += n;
+      s.pos += n;
+    }
+    if (s.done < length) break;
+    cipher.final();
+    const tag = cipher.getAuthTag();
+    const fits = Math.min(TAG_SIZE, m.to - s.pos);
+    view.set(tag.subarray(0, fits), s.pos - m.stageStart);
+    if (fits < TAG_SIZE) s.carry = tag.subarray(fits);
+    s.pos += TAG_SIZE;
+    s.index++;
+    s.done = 0;
+    s.cipher = undefined;
+  }
+  if (s.index === s.segments) {
+    s.key.zero();
+    sealing.delete(m.id);
+  }
+}
 const slots = new SlotViews();
 
 function decrypt(j: DecryptJob): number {
@@ -57,6 +146,27 @@ parentPort!.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'slab':
       slots.add(m);
+      return;
+    case 'seal-open': {
+      const key = SecretKey.from(m.key);
+      m.key.fill(0);
+      const header = Buffer.from(m.header.buffer, m.header.byteOffset, m.header.byteLength);
+      sealing.set(m.id, { key, header, plainSize: m.plainSize, segments: segmentCount(m.plainSize), index: 0, cipher: undefined, done: 0, pos: HEADER_SIZE, carry: undefined });
+      return;
+    }
+    case 'seal':
+      try {
+        seal(m);
+        parentPort!.postMessage({ id: m.id, sealed: m.slot } satisfies SealReply);
+      } catch (e) {
+        sealing.get(m.id)?.key.zero();
+        sealing.delete(m.id);
+        parentPort!.postMessage({ id: m.id, error: (e as Error).message, crypto: false } satisfies SealReply);
+      }
+      return;
+    case 'seal-drop':
+      sealing.get(m.id)?.key.zero();
+      sealing.delete(m.id);
       return;
     case 'job':
       try {

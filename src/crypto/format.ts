@@ -162,7 +162,7 @@ export function segmentNonce(index: number, final: boolean): Buffer {
 }
 
 /** The cipher that seals segment `index` (spec §Segments: its nonce, the header as AAD). */
-function segmentCipher(key: Buffer, header: Buffer, index: number, final: boolean): CipherGCM {
+export function segmentCipher(key: Buffer, header: Buffer, index: number, final: boolean): CipherGCM {
   const cipher = createCipheriv('aes-256-gcm', key, segmentNonce(index, final));
   cipher.setAAD(header);
   return cipher;

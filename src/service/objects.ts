@@ -21,7 +21,8 @@ import {
 } from '../storage/ports.ts';
 import type { KmsCaller } from '../kms/service.ts';
 import type { EncryptionRequest, EncryptionService, SseDescription } from './encryption.ts';
-import { decryptInline, Meter, plaintextWindows, readPlaintext, type PlainRange, type PlainWindows } from './streams.ts';
+import { decryptInline, Meter, OFFLOAD_MIN_BYTES, plaintextWindows, readPlaintext, type PlainRange, type PlainWindows } from './streams.ts';
+import { SealedStages } from '../crypto/seal-offload.ts';
 
 export const MAX_OBJECT_SIZE = 5 * 1024 ** 3;
 export const MIN_PART_SIZE = 5 * 1024 ** 2;
@@ -238,6 +239,19 @@ export class ObjectService {
     // The length is announced (Content-Length, x-amz-decoded-content-length or the copy source's
     // size): segments are sealed as their bytes arrive. A body of another length fails the write.
     const known = Number.isSafeInteger(expectedLength) && expectedLength >= 0 && expectedLength <= limit;
+    // Large uploads into a store that takes stages are sealed in the crypto worker, in the
+    // memory the blob is written from (crypto/seal-offload.ts).
+    const sealed = !inline && known && expectedLength >= OFFLOAD_MIN_BYTES && this.blobs.writeStages ? SealedStages.open(dataKey, source, { streamIndex, plainSize: expectedLength, tap: meter }) : undefined;
+    if (sealed) {
+      try {
+        await this.blobs.writeStages!(blobId, sealed, signal);
+      } catch (e) {
+        meter.discard();
+        if (e instanceof RangeError) throw new S3Error('IncompleteBody');
+        throw e;
+      }
+      return this.written(blobId, streamIndex, meter, sealed.header, opaque);
+    }
     const enc = createEncryptStream(dataKey, { streamIndex, tap: meter, ...(known ? { plainSize: expectedLength } : {}) });
     source.on('error', (e) => enc.destroy(e));
     // A source destroyed without an error before its end (a request the body watchdog closed)
@@ -256,6 +270,11 @@ export class ObjectService {
       if (e instanceof RangeError && known) throw new S3Error('IncompleteBody');
       throw e;
     }
+    return { ...(await this.written(blobId, streamIndex, meter, enc.header, opaque)), ...(inlineData ? { inlineData } : {}) };
+  }
+
+  /** The stream record of a stream written (blob durable, or inline), once its MD5 is in. */
+  private async written(blobId: string, streamIndex: number, meter: Meter, header: Buffer, opaque: boolean): Promise<{ record: StreamRecord; md5: Buffer }> {
     let md5: Buffer;
     try {
       md5 = await meter.md5();
@@ -266,9 +285,8 @@ export class ObjectService {
     return {
       // SSE-KMS and SSE-C keep no plaintext MD5 (it would let anyone holding a guess confirm it,
       // from an ETag or from the metadata store): their part ETags are random instead.
-      record: { blobId, streamIndex, plainSize: meter.bytes, md5: opaque ? randomBytes(16).toString('hex') : md5.toString('hex'), header: enc.header.toString('base64') },
+      record: { blobId, streamIndex, plainSize: meter.bytes, md5: opaque ? randomBytes(16).toString('hex') : md5.toString('hex'), header: header.toString('base64') },
       md5,
-      ...(inlineData ? { inlineData } : {}),
     };
   }
 

@@ -2,6 +2,9 @@
 // (fs-blob, sqlite-meta; later s3-blob, postgres-meta) implement these and pass the shared
 // conformance suite in storage/conformance.
 import type { Readable } from 'node:stream';
+import type { StageSource } from '../shared/stages.ts';
+
+export type { Stage, StageSource } from '../shared/stages.ts';
 
 export interface BlobRange {
   start: number;
@@ -17,6 +20,13 @@ export interface BlobStore {
    * sweep of unreferenced blobs removes it) or a leftover for sweepIncomplete.
    */
   write(id: string, source: Readable, signal?: AbortSignal): Promise<{ size: number }>;
+  /**
+   * Optional: write() for a blob that arrives as stages, pieces of page-aligned memory that the
+   * store writes where they are (no copy): FsBlobStore's direct writes. Same contract as write();
+   * every stage `source.next()` gave is handed back with `source.release()` once the store is
+   * done with it, also on failure, and on failure the store calls `source.destroy()`.
+   */
+  writeStages?(id: string, source: StageSource, signal?: AbortSignal): Promise<{ size: number }>;
   /**
    * A fresh id for a blob about to be written (random, base64url, unguessable). A store may hand
    * out ids it has prepared for (FsBlobStore: files made ahead, off the upload's path); write()

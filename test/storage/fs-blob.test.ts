@@ -19,7 +19,8 @@ import {
 } from '../../src/storage/conformance/blob-store-suite.ts';
 import { fanOut, FsBlobStore } from '../../src/storage/fs-blob/fs-blob-store.ts';
 import { paddedFileSize } from '../../src/storage/fs-blob/direct-io.ts';
-import { alignedSharedMemory } from '../../src/shared/aligned-memory.ts';
+import { alignedMemory, alignedSharedMemory } from '../../src/shared/aligned-memory.ts';
+import type { Stage, StageSource } from '../../src/storage/ports.ts';
 import { filesUnder } from '../helpers/raw-s3.ts';
 
 async function makeFsStore(): Promise<{ store: FsBlobStore; dir: string; cleanup: () => Promise<void> }> {
@@ -48,7 +49,117 @@ async function createPartial(root: string, id: string, bytes = 1234): Promise<st
   return p;
 }
 
+/**
+ * `data` as stages of `stageBytes` in page-aligned memory (each with a page to spare), the way
+ * the sealed upload path hands blobs over; counts what was given out and released. With
+ * `failAt`, next() rejects when asked for that stage.
+ */
+function bufferStages(data: Buffer, stageBytes: number, failAt?: number): StageSource & { given: number; released: number; destroyed: Error | undefined } {
+  let k = 0;
+  const src = {
+    stageBytes,
+    given: 0,
+    released: 0,
+    destroyed: undefined as Error | undefined,
+    async next(): Promise<Stage | undefined> {
+      await new Promise((r) => setImmediate(r));
+      if (src.destroyed) throw src.destroyed;
+      if (k === failAt) throw new Error('source failed');
+      const position = k * stageBytes;
+      if (position >= data.length && !(data.length === 0 && k === 0)) return undefined;
+      const length = Math.min(stageBytes, data.length - position);
+      const bytes = Buffer.from(alignedMemory(stageBytes + 4096));
+      bytes.fill(0xa5); // stale bytes past the end: the store must not write them
+      data.copy(bytes, 0, position, position + length);
+      k++;
+      src.given++;
+      return { bytes, length, position, last: position + length >= data.length };
+    },
+    release() {
+      src.released++;
+    },
+    destroy(e: Error) {
+      src.destroyed ??= e;
+    },
+  };
+  return src;
+}
+
 describe('FsBlobStore specifics', () => {
+  for (const where of ['os temp dir', '/dev/shm']) {
+    test(`writeStages: blobs from stages of page-aligned memory, padded and trailed like write()'s (${where})`, async (t) => {
+      if (where === '/dev/shm' && !existsSync('/dev/shm')) return t.skip('no /dev/shm');
+      const dir = mkdtempSync(join(where === '/dev/shm' ? '/dev/shm' : tmpdir(), 'coffer-fs-blob-'));
+      const store = new FsBlobStore(dir);
+      try {
+        await store.init();
+        const stageBytes = 3 * 4096;
+        for (const size of [1, 4095, 4096, 4096 * 3 - 24, 4096 * 3 - 1, 4096 * 3, 4096 * 3 + 1, 5 * 4096 * 3 + 777]) {
+          const id = newBlobId();
+          const data = randomBytes(size);
+          const src = bufferStages(data, stageBytes);
+          assert.deepEqual(await store.writeStages(id, src), { size });
+          assert.equal(src.released, src.given, 'every stage handed back');
+          assert.equal(await store.size(id), size);
+          assert.equal(statSync(store.pathFor(id)).size, paddedFileSize(size), `file size of ${size}`);
+          assert.ok((await readAll(store, id)).equals(data), `bytes of ${size}`);
+        }
+      } finally {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  test('writeStages: a source that fails, or an abort, leaves no file; every stage is handed back', async () => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      const data = randomBytes(10 * 4096);
+      for (const failAt of [0, 1, 3]) {
+        const src = bufferStages(data, 4096, failAt);
+        await assert.rejects(store.writeStages(newBlobId(), src), /source failed/);
+        assert.equal(src.released, src.given);
+        assert.ok(src.destroyed, 'the source is told');
+        assert.deepEqual(filesUnder(store.root), []);
+      }
+      const ac = new AbortController();
+      const src = bufferStages(data, 4096);
+      const next = src.next.bind(src);
+      src.next = async () => {
+        if (src.given === 2) ac.abort();
+        return next();
+      };
+      await assert.rejects(store.writeStages(newBlobId(), src, ac.signal), { name: 'AbortError' });
+      assert.equal(src.released, src.given);
+      assert.deepEqual(filesUnder(store.root), []);
+      // Stages that are not whole pages are refused.
+      await assert.rejects(store.writeStages(newBlobId(), bufferStages(data, 1000)), RangeError);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('writeStages into a data directory of exact-length files (an earlier version\'s)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
+    await fsp.mkdir(join(dir, 'blobs'), { recursive: true });
+    await fsp.writeFile(join(dir, 'blobs', 'placeholder-file'), 'x');
+    const store = new FsBlobStore(dir);
+    try {
+      await store.init();
+      assert.equal(store.padded, false);
+      for (const size of [1, 4096, 3 * 4096 + 5]) {
+        const id = newBlobId();
+        const data = randomBytes(size);
+        await store.writeStages(id, bufferStages(data, 2 * 4096));
+        assert.equal(statSync(store.pathFor(id)).size, size, 'cut to its length');
+        assert.ok((await readAll(store, id)).equals(data));
+      }
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a failed or aborted write leaves no file on disk, even before any sweep', async () => {
     const { store, cleanup } = await makeFsStore();
     try {

@@ -77,6 +77,21 @@ export function readTrailer(source: Uint8Array, at: number): number | undefined 
   return Number(length);
 }
 
+/**
+ * Makes the last write of a blob of `size` bytes out of `buf`, which holds its last `fill` bytes
+ * from file offset `position`: page-padded files get zeros up to the trailer and the trailer,
+ * whole pages whatever the mode (the file's layout is the same); direct writes of exact-length
+ * files are zero-padded to a page (commit cuts the padding). Returns the bytes to write.
+ */
+export function endStage(buf: Buffer, fill: number, position: number, size: number, direct: boolean, padded: boolean): number {
+  const len = padded ? paddedFileSize(size) - position : direct ? Math.ceil(fill / PAGE) * PAGE : fill;
+  const zeros = padded ? len - TRAILER_BYTES : len;
+  if (zeros > buf.length || len > buf.length) throw new RangeError('no room for the padding of the last write');
+  buf.fill(0, fill, zeros);
+  if (padded) writeTrailer(buf, zeros, size);
+  return len;
+}
+
 function returnStage(b: Buffer): void {
   if (free.length < MAX_FREE) free.push(b);
 }
@@ -184,11 +199,7 @@ export class StagedWriter {
    */
   async finish(): Promise<void> {
     if (this.fill > 0 || this.padded) {
-      // Padded: whole pages up to the trailer, whatever the mode (the file's layout is the same).
-      const len = this.padded ? paddedFileSize(this.size) - this.position : this.direct ? Math.ceil(this.fill / PAGE) * PAGE : this.fill;
-      const zeros = this.padded ? len - TRAILER_BYTES : len;
-      this.stage.fill(0, this.fill, zeros);
-      if (this.padded) writeTrailer(this.stage, zeros, this.size);
+      const len = endStage(this.stage, this.fill, this.position, this.size, this.direct, this.padded);
       const at = this.position;
       this.position += len;
       this.fill = 0;
@@ -236,7 +247,8 @@ export class StagedWriter {
   }
 }
 
-async function writeAll(fd: number, buf: Buffer, len: number, position: number): Promise<void> {
+/** Writes `buf[0..len)` at `position`, however many calls it takes. */
+export async function writeAll(fd: number, buf: Buffer, len: number, position: number): Promise<void> {
   let done = 0;
   while (done < len) {
     const bytesWritten = await writeFd(fd, buf, done, len - done, position + done);

@@ -34,8 +34,8 @@ import { addAbortListener } from 'node:events';
 import { dirname, join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
 import { alignedMemory, isPageAligned, PAGE } from '../../shared/aligned-memory.ts';
-import { fdatasyncFd, ftruncateFd, openDirectForRead, openFd, openNewBlob, paddedFileSize, readFd, readTrailer, StagedWriter, TRAILER_BYTES } from './direct-io.ts';
-import type { BlobRange, BlobStore } from '../ports.ts';
+import { endStage, fdatasyncFd, ftruncateFd, openDirectForRead, openFd, openNewBlob, paddedFileSize, readFd, readTrailer, StagedWriter, TRAILER_BYTES, writeAll } from './direct-io.ts';
+import type { BlobRange, BlobStore, StageSource } from '../ports.ts';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
@@ -293,6 +293,61 @@ export class FsBlobStore implements BlobStore {
       unlisten?.[Symbol.dispose]();
       await writer?.release();
       source.off('error', ignore);
+    }
+  }
+
+  /**
+   * write() for a blob given as stages of page-aligned memory (the sealed stages of an upload,
+   * crypto/seal-offload.ts): each is written from where it lies, no copy, while the next one is
+   * being made; the last gets its padding and trailer in place.
+   */
+  async writeStages(id: string, source: StageSource, signal?: AbortSignal): Promise<{ size: number }> {
+    if (source.stageBytes % PAGE !== 0) throw new RangeError('stages must be whole pages');
+    const onAbort = () => source.destroy(Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: signal?.reason }));
+    const unlisten = signal ? addAbortListener(signal, onAbort) : undefined;
+    let file: BlobFile | undefined;
+    const writes: Promise<void>[] = [];
+    try {
+      signal?.throwIfAborted();
+      file = await this.openFile(id);
+      const { fd, direct } = file;
+      let size = 0;
+      let failed: unknown;
+      for (let stage = await source.next(); stage; stage = await source.next()) {
+        const st = stage;
+        if (st.position !== size || (!st.last && st.length !== source.stageBytes)) {
+          source.release(st);
+          throw new Error('stages out of order');
+        }
+        size += st.length;
+        let len = st.length;
+        try {
+          if (st.last) len = endStage(st.bytes, st.length, st.position, size, direct, this.padded);
+        } catch (e) {
+          source.release(st);
+          throw e;
+        }
+        const w = writeAll(fd, st.bytes, len, st.position).finally(() => source.release(st));
+        // A failed write stops the source at once; the loop sees it at its next stage.
+        w.catch((e) => {
+          failed ??= e;
+          source.destroy(e as Error);
+        });
+        writes.push(w);
+        if (writes.length > 2) await writes.shift();
+        if (st.last) break;
+      }
+      await Promise.all(writes);
+      if (failed) throw failed;
+      await file.commit(size);
+      return { size };
+    } catch (err) {
+      source.destroy(err as Error);
+      await Promise.allSettled(writes);
+      await file?.abort();
+      throw err;
+    } finally {
+      unlisten?.[Symbol.dispose]();
     }
   }
 
