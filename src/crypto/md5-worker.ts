@@ -111,11 +111,14 @@ let scheduled = false;
 let gatherTimer: NodeJS.Timeout | undefined;
 /**
  * How long a batch may wait for company. At ~300 MB/s a 256 KiB batch arrives every ~0.9 ms.
- * 16 ms against 8: this thread's CPU per 1 MiB PUT 0.65-0.76 ms against 0.73-1.02 (fewer bytes
- * hashed alone; docs/performance.md, "Session 7"). Capping the wait at 4 ms after an upload's
- * end, to have its digest sooner, made it 1.29-1.39: most passes then ran at that deadline.
+ * Session 7 chose 16 ms (this thread's CPU per 1 MiB PUT 0.65-0.76 ms against 0.73-1.02 at 8),
+ * when the main thread limited uploads and a digest was needed only after the blob's fsync.
+ * Since uploads are sealed in the crypto worker (seal-offload.ts), the wait is on the upload's
+ * path: in interleaved A/B (docs/performance.md, "Session 9") 6 ms moved 8.1% more than 16
+ * (95% CI +4.2 .. +11.9%) with 5.4% less server CPU per upload, 2 ms 4.7% more than 6 (+1.3 ..
+ * +8.2%), and no wait at all was not distinguishable from 2 (+2.7%, -1.9 .. +7.2%).
  */
-const GATHER_MS = 16;
+const GATHER_MS = 2;
 /** Half the bytes an upload may have in flight (md5-offload.ts) before its writer waits. */
 const BACKLOG = 1024 * 1024;
 
