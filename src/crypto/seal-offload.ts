@@ -162,7 +162,7 @@ export class SealedStages implements StageSource {
 
   /** Destroyed without an error before its end (a request the body watchdog closed). */
   readonly #onClose = (): void => {
-    if (!this.#source.readableEnded) this.#fail(new S3Error('IncompleteBody'));
+    if (!this.#source.readableEnded && this.#placed < this.#plainSize) this.#fail(new S3Error('IncompleteBody'));
   };
 
   #pause(): void {

@@ -312,7 +312,6 @@ export class FsBlobStore implements BlobStore {
       file = await this.openFile(id);
       const { fd, direct } = file;
       let size = 0;
-      let failed: unknown;
       for (let stage = await source.next(); stage; stage = await source.next()) {
         const st = stage;
         if (st.position !== size || (!st.last && st.length !== source.stageBytes)) {
@@ -328,17 +327,14 @@ export class FsBlobStore implements BlobStore {
           throw e;
         }
         const w = writeAll(fd, st.bytes, len, st.position).finally(() => source.release(st));
-        // A failed write stops the source at once; the loop sees it at its next stage.
-        w.catch((e) => {
-          failed ??= e;
-          source.destroy(e as Error);
-        });
+        // A failed write stops the source at once (a next() waiting fails); the failure itself
+        // is thrown where the write is awaited.
+        w.catch((e: Error) => source.destroy(e));
         writes.push(w);
         if (writes.length > 2) await writes.shift();
         if (st.last) break;
       }
       await Promise.all(writes);
-      if (failed) throw failed;
       await file.commit(size);
       return { size };
     } catch (err) {
