@@ -38,3 +38,34 @@ test('rotateIfDue rotates once the period has elapsed, and only then', async () 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('opened data keys are kept for the next read: the same key, the caller owning its copy; a changed sealed key or binding is opened anew', async () => {
+  const dir = tempDir();
+  const meta = new SqliteMetadataStore(join(dir, 'm.db'));
+  const keys = new MasterKeyService(meta, SecretKey.generate());
+  try {
+    await keys.init();
+    const binding = { bucket: 'b', key: 'k', versionId: 'v1' };
+    const { dataKey, sse } = keys.newDataKey(binding);
+    const a = await keys.openDataKey(sse, binding);
+    assert.ok(a.expose().equals(dataKey.expose()));
+    a.zero(); // the caller's copy: the next read must not see it zeroed
+    const b = await keys.openDataKey(sse, binding);
+    assert.ok(b.expose().equals(dataKey.expose()), 'kept, and not the copy handed out before');
+    // A sealed key with a flipped byte, or the right one under another binding, still fails:
+    // nothing opened before stands in for the check.
+    const sealed = Buffer.from(sse.sealedKey, 'base64');
+    sealed[sealed.length - 1]! ^= 1;
+    await assert.rejects(keys.openDataKey({ ...sse, sealedKey: sealed.toString('base64') }, binding));
+    await assert.rejects(keys.openDataKey(sse, { ...binding, key: 'other' }));
+    await assert.rejects(keys.openDataKey(sse, { ...binding, versionId: 'v2' }));
+    // After a re-wrap to a new version the object's new sealed key opens the same data key.
+    await keys.rotate();
+    const resealed = keys.sealExisting(dataKey, binding);
+    assert.equal(resealed.masterKeyVersion, 2);
+    assert.ok((await keys.openDataKey(resealed, binding)).expose().equals(dataKey.expose()));
+  } finally {
+    await meta.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
