@@ -420,6 +420,7 @@ describe('FsBlobStore specifics', () => {
           }
         }
       } finally {
+        await store.close();
         rmSync(dir, { recursive: true, force: true });
       }
     });
