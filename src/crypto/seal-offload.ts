@@ -82,8 +82,10 @@ export class SealedStages implements StageSource {
   readonly #inWorker: InWorker[] = [];
   readonly #ready: Stage[] = [];
   readonly #out = new Map<Stage, Slot>();
-  /** Every stage has gone to the worker. */
-  #complete = false;
+  /** Every stage has gone to the worker (the last goes as the last byte is placed). */
+  get #complete(): boolean {
+    return this.#placed === this.#plainSize;
+  }
   #failed: Error | undefined;
   #pausedBy = 0;
   /** A next() waiting for a stage. */
@@ -220,7 +222,6 @@ export class SealedStages implements StageSource {
     const { slot, stage } = this.#filling!;
     this.#filling = undefined;
     this.#inWorker.push({ slot, stage, to });
-    if (to === this.#blobSize) this.#complete = true;
     const m: SealStage = { t: 'seal', id: this.#id, slot: slot.index, stageStart: stage * this.stageBytes, to };
     this.#worker.postMessage(m);
   }

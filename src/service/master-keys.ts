@@ -143,10 +143,10 @@ export class MasterKeyService {
     return dataKey;
   }
 
-  /** Drops the opened data keys of `version` (retired), or all of them. */
-  private forgetOpened(version?: number): void {
+  /** Drops the opened data keys of `version` (retired). */
+  private forgetOpened(version: number): void {
     for (const [id, key] of this.opened) {
-      if (version !== undefined && !id.startsWith(`${version}\n`)) continue;
+      if (!id.startsWith(`${version}\n`)) continue;
       key.zero();
       this.opened.delete(id);
     }

@@ -242,39 +242,31 @@ export class ObjectService {
     // Large uploads into a store that takes stages are sealed in the crypto worker, in the
     // memory the blob is written from (crypto/seal-offload.ts).
     const sealed = !inline && known && expectedLength >= OFFLOAD_MIN_BYTES && this.blobs.writeStages ? SealedStages.open(dataKey, source, { streamIndex, plainSize: expectedLength, tap: meter }) : undefined;
-    if (sealed) {
-      try {
-        await this.blobs.writeStages!(blobId, sealed, signal);
-      } catch (e) {
-        meter.discard();
-        if (e instanceof RangeError) throw new S3Error('IncompleteBody');
-        throw e;
-      }
-      return this.written(blobId, streamIndex, meter, sealed.header, opaque);
-    }
-    const enc = createEncryptStream(dataKey, { streamIndex, tap: meter, ...(known ? { plainSize: expectedLength } : {}) });
-    source.on('error', (e) => enc.destroy(e));
-    // A source destroyed without an error before its end (a request the body watchdog closed)
-    // emits neither 'end' nor 'error': pipe() would leave the write waiting forever.
-    source.on('close', () => {
-      if (!source.readableEnded) enc.destroy(new S3Error('IncompleteBody'));
-    });
-    const encrypted = source.pipe(enc);
+    let header: Buffer;
     let inlineData: Buffer | undefined;
     try {
-      if (inline) inlineData = await collect(encrypted, encryptedSize(INLINE_MAX_BYTES), signal);
-      else await this.blobs.write(blobId, encrypted, signal);
+      if (sealed) {
+        header = sealed.header;
+        await this.blobs.writeStages!(blobId, sealed, signal);
+      } else {
+        const enc = createEncryptStream(dataKey, { streamIndex, tap: meter, ...(known ? { plainSize: expectedLength } : {}) });
+        header = enc.header;
+        source.on('error', (e) => enc.destroy(e));
+        // A source destroyed without an error before its end (a request the body watchdog closed)
+        // emits neither 'end' nor 'error': pipe() would leave the write waiting forever.
+        source.on('close', () => {
+          if (!source.readableEnded) enc.destroy(new S3Error('IncompleteBody'));
+        });
+        const encrypted = source.pipe(enc);
+        if (inline) inlineData = await collect(encrypted, encryptedSize(INLINE_MAX_BYTES), signal);
+        else await this.blobs.write(blobId, encrypted, signal);
+      }
     } catch (e) {
       meter.discard();
       // More or fewer bytes than announced.
       if (e instanceof RangeError && known) throw new S3Error('IncompleteBody');
       throw e;
     }
-    return { ...(await this.written(blobId, streamIndex, meter, enc.header, opaque)), ...(inlineData ? { inlineData } : {}) };
-  }
-
-  /** The stream record of a stream written (blob durable, or inline), once its MD5 is in. */
-  private async written(blobId: string, streamIndex: number, meter: Meter, header: Buffer, opaque: boolean): Promise<{ record: StreamRecord; md5: Buffer }> {
     let md5: Buffer;
     try {
       md5 = await meter.md5();
@@ -287,6 +279,7 @@ export class ObjectService {
       // from an ETag or from the metadata store): their part ETags are random instead.
       record: { blobId, streamIndex, plainSize: meter.bytes, md5: opaque ? randomBytes(16).toString('hex') : md5.toString('hex'), header: header.toString('base64') },
       md5,
+      ...(inlineData ? { inlineData } : {}),
     };
   }
 

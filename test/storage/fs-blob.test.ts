@@ -23,8 +23,13 @@ import { alignedMemory, alignedSharedMemory } from '../../src/shared/aligned-mem
 import type { Stage, StageSource } from '../../src/storage/ports.ts';
 import { filesUnder } from '../helpers/raw-s3.ts';
 
-async function makeFsStore(): Promise<{ store: FsBlobStore; dir: string; cleanup: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
+/**
+ * A store in a fresh directory under `parent` (the OS temp dir by default; /dev/shm refuses
+ * O_DIRECT), after `prepare` ran on the directory (e.g. to make it look like an older version's).
+ */
+async function makeFsStore(parent = tmpdir(), prepare?: (dir: string) => Promise<void>): Promise<{ store: FsBlobStore; dir: string; cleanup: () => Promise<void> }> {
+  const dir = mkdtempSync(join(parent, 'coffer-fs-blob-'));
+  await prepare?.(dir);
   const store = new FsBlobStore(dir);
   await store.init();
   const cleanup = async () => {
@@ -34,7 +39,7 @@ async function makeFsStore(): Promise<{ store: FsBlobStore; dir: string; cleanup
   return { store, dir, cleanup };
 }
 
-blobStoreConformance('FsBlobStore', makeFsStore);
+blobStoreConformance('FsBlobStore', () => makeFsStore());
 
 
 /** Where FsBlobStore keeps the temporary file of an in-progress write of `id`. */
@@ -89,10 +94,8 @@ describe('FsBlobStore specifics', () => {
   for (const where of ['os temp dir', '/dev/shm']) {
     test(`writeStages: blobs from stages of page-aligned memory, padded and trailed like write()'s (${where})`, async (t) => {
       if (where === '/dev/shm' && !existsSync('/dev/shm')) return t.skip('no /dev/shm');
-      const dir = mkdtempSync(join(where === '/dev/shm' ? '/dev/shm' : tmpdir(), 'coffer-fs-blob-'));
-      const store = new FsBlobStore(dir);
+      const { store, cleanup } = await makeFsStore(where === '/dev/shm' ? '/dev/shm' : tmpdir());
       try {
-        await store.init();
         const stageBytes = 3 * 4096;
         for (const size of [1, 4095, 4096, 4096 * 3 - 24, 4096 * 3 - 1, 4096 * 3, 4096 * 3 + 1, 5 * 4096 * 3 + 777]) {
           const id = newBlobId();
@@ -105,8 +108,7 @@ describe('FsBlobStore specifics', () => {
           assert.ok((await readAll(store, id)).equals(data), `bytes of ${size}`);
         }
       } finally {
-        await store.close();
-        rmSync(dir, { recursive: true, force: true });
+        await cleanup();
       }
     });
   }
@@ -140,12 +142,11 @@ describe('FsBlobStore specifics', () => {
   });
 
   test('writeStages into a data directory of exact-length files (an earlier version\'s)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
-    await fsp.mkdir(join(dir, 'blobs'), { recursive: true });
-    await fsp.writeFile(join(dir, 'blobs', 'placeholder-file'), 'x');
-    const store = new FsBlobStore(dir);
+    const { store, cleanup } = await makeFsStore(tmpdir(), async (dir) => {
+      await fsp.mkdir(join(dir, 'blobs'), { recursive: true });
+      await fsp.writeFile(join(dir, 'blobs', 'placeholder-file'), 'x');
+    });
     try {
-      await store.init();
       assert.equal(store.padded, false);
       for (const size of [1, 4096, 3 * 4096 + 5]) {
         const id = newBlobId();
@@ -155,8 +156,7 @@ describe('FsBlobStore specifics', () => {
         assert.ok((await readAll(store, id)).equals(data));
       }
     } finally {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      await cleanup();
     }
   });
 
@@ -296,19 +296,14 @@ describe('FsBlobStore specifics', () => {
 
   test('blobs of an older data directory (blobs/Ab/cd/<id>) are still read, sized, listed and deleted', async () => {
     // The data directory exists before the store opens it: files of exact length, no layout marker.
-    const dir = mkdtempSync(join(tmpdir(), 'coffer-fs-blob-'));
     const id = newBlobId();
     const data = randomBytes(5000);
-    const legacy = join(dir, 'blobs', id.slice(0, 2), id.slice(2, 4));
-    await fsp.mkdir(legacy, { recursive: true });
-    await fsp.writeFile(join(legacy, id), data);
-    await fsp.writeFile(join(legacy, `${newBlobId()}.partial`), 'leftover');
-    const store = new FsBlobStore(dir);
-    await store.init();
-    const cleanup = async () => {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    };
+    const { store, cleanup } = await makeFsStore(tmpdir(), async (dir) => {
+      const legacy = join(dir, 'blobs', id.slice(0, 2), id.slice(2, 4));
+      await fsp.mkdir(legacy, { recursive: true });
+      await fsp.writeFile(join(legacy, id), data);
+      await fsp.writeFile(join(legacy, `${newBlobId()}.partial`), 'leftover');
+    });
     try {
       assert.equal(store.padded, false, 'a store made by an earlier version keeps exact-length files');
       assert.ok(!existsSync(store.root + '.format'));
@@ -389,10 +384,8 @@ describe('FsBlobStore specifics', () => {
   for (const where of ['os temp dir', '/dev/shm']) {
     test(`blob sizes around the staging and block edges come back exact (${where})`, async (t) => {
       if (where === '/dev/shm' && !existsSync('/dev/shm')) return t.skip('no /dev/shm');
-      const dir = mkdtempSync(join(where === '/dev/shm' ? '/dev/shm' : tmpdir(), 'coffer-fs-blob-'));
-      const store = new FsBlobStore(dir);
+      const { store, cleanup } = await makeFsStore(where === '/dev/shm' ? '/dev/shm' : tmpdir());
       try {
-        await store.init();
         const MiB = 1024 * 1024;
         const STAGE = MiB + 64 * 1024;
         // ... and around where the trailer (24 bytes) still fits in the blob's last page or not.
@@ -420,8 +413,7 @@ describe('FsBlobStore specifics', () => {
           }
         }
       } finally {
-        await store.close();
-        rmSync(dir, { recursive: true, force: true });
+        await cleanup();
       }
     });
   }

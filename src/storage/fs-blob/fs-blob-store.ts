@@ -274,7 +274,7 @@ export class FsBlobStore implements BlobStore {
     source.on('error', ignore);
     let file: BlobFile | undefined;
     let writer: StagedWriter | undefined;
-    const onAbort = () => source.destroy(Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: signal?.reason }));
+    const onAbort = () => source.destroy(abortError(signal));
     const unlisten = signal ? addAbortListener(signal, onAbort) : undefined;
     try {
       signal?.throwIfAborted();
@@ -303,7 +303,7 @@ export class FsBlobStore implements BlobStore {
    */
   async writeStages(id: string, source: StageSource, signal?: AbortSignal): Promise<{ size: number }> {
     if (source.stageBytes % PAGE !== 0) throw new RangeError('stages must be whole pages');
-    const onAbort = () => source.destroy(Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: signal?.reason }));
+    const onAbort = () => source.destroy(abortError(signal));
     const unlisten = signal ? addAbortListener(signal, onAbort) : undefined;
     let file: BlobFile | undefined;
     const writes: Promise<void>[] = [];
@@ -314,18 +314,15 @@ export class FsBlobStore implements BlobStore {
       let size = 0;
       for (let stage = await source.next(); stage; stage = await source.next()) {
         const st = stage;
-        if (st.position !== size || (!st.last && st.length !== source.stageBytes)) {
-          source.release(st);
-          throw new Error('stages out of order');
-        }
-        size += st.length;
-        let len = st.length;
+        let len: number;
         try {
-          if (st.last) len = endStage(st.bytes, st.length, st.position, size, direct, this.padded);
+          if (st.position !== size || (!st.last && st.length !== source.stageBytes)) throw new Error('stages out of order');
+          len = st.last ? endStage(st.bytes, st.length, st.position, size + st.length, direct, this.padded) : st.length;
         } catch (e) {
           source.release(st);
           throw e;
         }
+        size += st.length;
         const w = writeAll(fd, st.bytes, len, st.position).finally(() => source.release(st));
         // A failed write stops the source at once (a next() waiting fails); the failure itself
         // is thrown where the write is awaited.
@@ -495,6 +492,11 @@ function blobFile(path: string, fd: number, direct: boolean, cut: boolean, entry
       await fsp.rm(path, { force: true });
     },
   };
+}
+
+/** The error a write aborted by `signal` fails its source with. */
+function abortError(signal: AbortSignal | undefined): Error {
+  return Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: signal?.reason });
 }
 
 /** closeSync, ignoring errors (a descriptor being dropped). */
