@@ -1,7 +1,10 @@
 // SigV4 building blocks shared by header and presigned verification: AWS URI encoding, the
 // canonical URI / query / headers, the string to sign, HMAC helpers, the signing-key cache and
 // a constant-time signature comparison. Pure functions over plain strings and buffers.
+import * as nodeCrypto from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+const oneShotHash: typeof nodeCrypto.hash | undefined = (nodeCrypto as { hash?: typeof nodeCrypto.hash }).hash;
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -180,8 +183,9 @@ export function canonicalRequest(parts: {
   return [parts.method, parts.uri, parts.query, parts.headers, parts.signedHeaders, parts.payloadHash].join('\n');
 }
 
+/** Hex SHA-256. One-shot `crypto.hash` (node 20.12+): a third of a Hash object's cost per call. */
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShotHash ? oneShotHash('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 export function hmac(key: string | Uint8Array, data: string | Uint8Array): Buffer {

@@ -52,8 +52,21 @@ export function payloadModeOf(value: string): PayloadMode {
   throw new S3Error('InvalidArgument', BAD_CONTENT_SHA256, { ArgumentName: 'x-amz-content-sha256', ArgumentValue: value });
 }
 
+// The last date parsed: a request's date is parsed twice (signature, then policy conditions)
+// and concurrent requests mostly carry the same second.
+let lastAmzDate = '';
+let lastAmzTime = NaN;
+
 /** Parses yyyyMMdd'T'HHmmss'Z' to epoch ms; NaN if malformed or not a real date. */
 export function parseAmzDate(s: string): number {
+  if (s === lastAmzDate) return lastAmzTime;
+  const t = parseAmzDateUncached(s);
+  lastAmzDate = s;
+  lastAmzTime = t;
+  return t;
+}
+
+function parseAmzDateUncached(s: string): number {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s);
   if (!m) return NaN;
   const [y, mo, d, h, mi, se] = m.slice(1).map(Number);

@@ -71,6 +71,7 @@ export async function loadAccountId(meta: MetadataStore, configured?: string): P
 
 export class IdentityService {
   private cache = new Map<string, { at: number; cred: ResolvedCredential | undefined }>();
+  private rootResolved: ResolvedCredential | undefined;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -103,7 +104,9 @@ export class IdentityService {
   /** The credential for an access key id (root or an active user key), or undefined. */
   async lookup(accessKeyId: string): Promise<ResolvedCredential | undefined> {
     if (this.rootCredential && accessKeyId === this.rootCredential.accessKeyId) {
-      return { ...this.rootCredential, principal: { ...this.rootPrincipal(), accessKeyId } };
+      // One frozen object for every request the root signs (built on first use).
+      this.rootResolved ??= Object.freeze({ ...this.rootCredential, principal: Object.freeze({ ...this.rootPrincipal(), accessKeyId }) });
+      return this.rootResolved;
     }
     const hit = this.cache.get(accessKeyId);
     if (hit && this.now() - hit.at < CACHE_MS) return hit.cred;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { verifySigV4, type SigV4Request } from '../../src/auth/index.ts';
+import { parseAmzDate, verifySigV4, type SigV4Request } from '../../src/auth/index.ts';
 import { CRED, NOW, NodeSha256, deriveKey, fromHttpRequest, lookup, rejectsS3, signHeader, toHttpRequest } from './helpers.ts';
 
 const opts = { now: NOW, service: 's3' as const, region: 'us-east-1' };
@@ -197,5 +197,22 @@ describe('x-amz-content-sha256 and signed-header requirements', () => {
     assert.deepEqual(e.details, { HeadersNotSigned: 'x-amz-acl, x-amz-meta-a' });
     // Unsigned non-x-amz headers are fine (user-agent, content-type, ...).
     assert.equal((await verifySigV4({ ...req, headers: { ...req.headers, 'user-agent': 'x', 'content-type': 'a/b' } }, lookup, opts)).kind, 'signed');
+  });
+});
+
+describe('parseAmzDate (remembers the last date it parsed)', () => {
+  it('gives each string its own answer, valid and invalid alternating', () => {
+    const cases: [string, number][] = [
+      ['20261128T023000Z', Date.UTC(2026, 10, 28, 2, 30, 0)],
+      ['20260230T000000Z', NaN], // 30 February
+      ['20261128T023000Z', Date.UTC(2026, 10, 28, 2, 30, 0)],
+      ['20261128T023001Z', Date.UTC(2026, 10, 28, 2, 30, 1)],
+      ['2026-11-28T02:30:00Z', NaN],
+      ['20261128T236000Z', NaN], // minute 60
+      ['20261128T023001Z', Date.UTC(2026, 10, 28, 2, 30, 1)],
+    ];
+    for (let round = 0; round < 2; round++) {
+      for (const [s, t] of cases) assert.deepEqual(parseAmzDate(s), t, s);
+    }
   });
 });
