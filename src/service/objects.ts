@@ -3,7 +3,7 @@
 // one transaction, then delete what it replaced. Every object is encrypted (SSE-S3).
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createEncryptStream, encryptedSize } from '../crypto/format.ts';
+import { createEncryptStream, encryptBuffer, encryptedSize, HEADER_SIZE } from '../crypto/format.ts';
 import { systemRng, type SecretKey } from '../crypto/keys.ts';
 import { S3Error } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -21,7 +21,7 @@ import {
 } from '../storage/ports.ts';
 import type { KmsCaller } from '../kms/service.ts';
 import type { EncryptionRequest, EncryptionService, SseDescription } from './encryption.ts';
-import { decryptInline, Meter, OFFLOAD_MIN_BYTES, plaintextWindows, readPlaintext, type PlainRange, type PlainWindows } from './streams.ts';
+import { decryptInline, Meter, OFFLOAD_MIN_BYTES, plaintextWindows, readKnownLength, readPlaintext, type PlainRange, type PlainWindows } from './streams.ts';
 import { SealedStages } from '../crypto/seal-offload.ts';
 
 export const MAX_OBJECT_SIZE = 5 * 1024 ** 3;
@@ -248,6 +248,15 @@ export class ObjectService {
       if (sealed) {
         header = sealed.header;
         await this.blobs.writeStages!(blobId, sealed, signal);
+      } else if (inline && known) {
+        // A small body of announced length: read whole, then hashed and sealed in one go (the
+        // same blob the encrypt stream makes).
+        const plain = await readKnownLength(source, expectedLength);
+        if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+        await meter.update(plain);
+        meter.end();
+        inlineData = encryptBuffer(dataKey, plain, { streamIndex });
+        header = Buffer.from(inlineData.subarray(0, HEADER_SIZE));
       } else {
         const enc = createEncryptStream(dataKey, { streamIndex, tap: meter, ...(known ? { plainSize: expectedLength } : {}) });
         header = enc.header;

@@ -397,6 +397,32 @@ describe('more body integrity', () => {
     await alive();
   });
 
+  test('an aws-chunked body longer than x-amz-decoded-content-length → IncompleteBody 400, nothing stored', async () => {
+    for (const size of [10_000, 2 * 1024 * 1024]) {
+      const data = randomBytes(size);
+      const wire = encodeChunked(data, { chunkSize: 65536 }).body;
+      const signed = await signRequest(
+        {
+          method: 'PUT',
+          path: `/${BUCKET}/chunked-long`,
+          headers: {
+            'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+            'content-encoding': 'aws-chunked',
+            'x-amz-decoded-content-length': String(size - 5),
+            'content-length': String(wire.length),
+          },
+        },
+        port,
+      );
+      await noNewBlobs(async () => {
+        const res = await send(port, 'PUT', signed.path, signed.headers, wire);
+        assertS3Error(res, 'IncompleteBody', 400);
+      });
+      assert.equal(await content('chunked-long'), undefined);
+    }
+    await alive();
+  });
+
   test('Transfer-Encoding: chunked without Content-Length → 411 MissingContentLength', async () => {
     const signed = await signRequest({ method: 'PUT', path: `/${BUCKET}/no-length`, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'transfer-encoding': 'chunked' } }, port);
     await noNewBlobs(async () => {
@@ -612,10 +638,10 @@ describe('uploads cut off by the client', () => {
   // The connection closes halfway through the body, with a signed payload hash and aws-chunked
   // (the body goes through the payload decoder); "a body shorter than Content-Length" above is
   // the same with UNSIGNED-PAYLOAD (the body is read directly).
-  for (const mode of ['signed hash', 'aws-chunked'] as const) {
-    test(`${mode}: nothing is stored, the old object stays, the server keeps serving`, async () => {
+  // 3 MiB goes to a blob; 16 KiB is kept inline (read whole, then sealed).
+  for (const [mode, size] of [['signed hash', 3 * 1024 * 1024], ['aws-chunked', 3 * 1024 * 1024], ['signed hash', 16 * 1024], ['aws-chunked', 16 * 1024]] as const) {
+    test(`${mode}, ${size} bytes: nothing is stored, the old object stays, the server keeps serving`, async () => {
       await srv.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cut-off', Body: 'before the cut' }));
-      const size = 3 * 1024 * 1024;
       const body = randomBytes(size);
       const headers: Record<string, string> = { 'content-length': String(size) };
       let wire: Buffer = body;
