@@ -33,18 +33,59 @@ export const systemRng: Rng = {
 
 export const KEY_BYTES = 32;
 
+/** Derived keys kept per DerivedKeys (a data key's stream keys: one per stream read). */
+const DERIVED_MAX = 16;
+
+/**
+ * Keys derived from one data key, kept for its next use: the stream keys of an object whose data
+ * key is kept opened in memory (MasterKeyService), shared by every copy of that key handed out.
+ * In memory only; wiped when the data key is dropped. Ids name the derivation (stream index,
+ * salt), never the key.
+ */
+export class DerivedKeys {
+  #keys = new Map<string, Buffer>();
+
+  get(id: string): Buffer | undefined {
+    return this.#keys.get(id);
+  }
+
+  /** Keeps a copy of `bytes` (up to DERIVED_MAX keys; past that, nothing more is kept). */
+  set(id: string, bytes: Uint8Array): void {
+    if (this.#keys.size < DERIVED_MAX && !this.#keys.has(id)) this.#keys.set(id, Buffer.from(bytes));
+  }
+
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  wipe(): void {
+    for (const b of this.#keys.values()) b.fill(0);
+    this.#keys.clear();
+  }
+}
+
 export class SecretKey {
   #bytes: Buffer;
   #zeroed = false;
+  readonly #derived: DerivedKeys | undefined;
 
-  private constructor(bytes: Buffer) {
+  private constructor(bytes: Buffer, derived?: DerivedKeys) {
     this.#bytes = bytes;
+    this.#derived = derived;
   }
 
-  /** Takes ownership of a copy of `bytes` (the caller should zero its own copy). */
-  static from(bytes: Uint8Array): SecretKey {
+  /**
+   * Takes ownership of a copy of `bytes` (the caller should zero its own copy). `derived`: where
+   * keys derived from this one are kept (see DerivedKeys); zeroing this copy does not wipe them.
+   */
+  static from(bytes: Uint8Array, derived?: DerivedKeys): SecretKey {
     if (bytes.length !== KEY_BYTES) throw new Error(`a key must be ${KEY_BYTES} bytes`);
-    return new SecretKey(Buffer.from(bytes));
+    return new SecretKey(Buffer.from(bytes), derived);
+  }
+
+  /** Where keys derived from this one are kept, if anywhere. */
+  get derived(): DerivedKeys | undefined {
+    return this.#derived;
   }
 
   static generate(rng: Rng = systemRng): SecretKey {

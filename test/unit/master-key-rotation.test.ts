@@ -2,9 +2,11 @@
 // the period, one after it, none when the period is 0; new data keys use the newest version
 // while older versions still open what they sealed.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { deriveStreamKey } from '../../src/crypto/format.ts';
 import { SecretKey } from '../../src/crypto/keys.ts';
 import { MasterKeyService } from '../../src/service/master-keys.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite-meta/sqlite-metadata-store.ts';
@@ -64,6 +66,49 @@ test('opened data keys are kept for the next read: the same key, the caller owni
     const resealed = keys.sealExisting(dataKey, binding);
     assert.equal(resealed.masterKeyVersion, 2);
     assert.ok((await keys.openDataKey(resealed, binding)).expose().equals(dataKey.expose()));
+  } finally {
+    await meta.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a kept data key keeps its stream keys: the same keys as derived afresh, per salt and index, wiped with the data key when its version is retired', async () => {
+  const dir = tempDir();
+  const meta = new SqliteMetadataStore(join(dir, 'm.db'));
+  let now = 1_700_000_000_000;
+  const keys = new MasterKeyService(meta, SecretKey.generate(), () => now);
+  try {
+    await keys.init();
+    const binding = { bucket: 'b', key: 'k', versionId: 'v1' };
+    const { dataKey, sse } = keys.newDataKey(binding);
+    const salts = [randomBytes(32), randomBytes(32)];
+    const fresh = (salt: Buffer, index: number) => deriveStreamKey(SecretKey.from(dataKey.expose()), salt, index).expose();
+    for (let round = 0; round < 3; round++) {
+      const opened = await keys.openDataKey(sse, binding);
+      for (const salt of salts) {
+        for (const index of [0, 1, 7]) {
+          const k = deriveStreamKey(opened, salt, index);
+          assert.ok(k.expose().equals(fresh(salt, index)), `round ${round}, index ${index}`);
+          k.zero(); // the caller's copy: what is kept must not be zeroed with it
+        }
+      }
+      assert.equal(opened.derived?.size, 6, 'one kept stream key per salt and index');
+      opened.zero();
+    }
+    // Another object's data key, with the same salt, derives its own stream key.
+    const other = keys.newDataKey({ ...binding, key: 'other' });
+    const otherOpened = await keys.openDataKey(other.sse, { ...binding, key: 'other' });
+    assert.ok(!deriveStreamKey(otherOpened, salts[0]!, 0).expose().equals(fresh(salts[0]!, 0)));
+
+    // Retiring the version drops the kept data key and wipes its stream keys.
+    const kept = await keys.openDataKey(sse, binding);
+    const derived = kept.derived!;
+    assert.equal(derived.size, 6);
+    await keys.rotate();
+    await keys.rewrapAll();
+    now += 120_000;
+    await keys.retire(1);
+    assert.equal(derived.size, 0);
   } finally {
     await meta.close();
     rmSync(dir, { recursive: true, force: true });
