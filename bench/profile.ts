@@ -15,6 +15,8 @@
 //   --node-args="--flag ..."       extra node flags for the server (experiments)
 //   --warmup 20                    seconds of the same workload before the measured one (V8
 //                                  optimizes a request's functions only after 20-30 s of load)
+//   --objects N                    how many objects the GET workloads read, in turn (default 500;
+//                                  the bench's 4 KiB GET reads all of the ~20,000 its PUT wrote)
 //   --output FILE                  what the server printed during the load, into FILE (e.g.
 //                                  with --node-args=--trace-opt)
 //
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '20' },
     output: { type: 'string' },
     concurrency: { type: 'string' },
+    objects: { type: 'string' },
   },
 });
 const mode = values.mode!;
@@ -233,13 +236,13 @@ async function main(): Promise<void> {
   try {
     await s3.createBucket(BUCKET);
     // Objects to read, and a warm-up of the measured path.
-    const seed = large ? 2 : w.put ? 64 : 500;
+    const seed = values.objects !== undefined ? Number(values.objects) : large ? 2 : w.put ? 64 : 500;
     const put = async (i: number) => {
       const r = await s3.put(BUCKET, `p/${i % seed}`, body(), w.size);
       if (r.status !== 200) throw new Error(`PUT ${r.status}`);
       return w.size;
     };
-    await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: seed, maxMs: 60_000 }, put);
+    await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: seed, maxMs: 600_000 }, put);
     const get = async (i: number) => {
       const res = await s3.get(BUCKET, `p/${i % seed}`);
       if (res.status !== 200 || res.bytes !== w.size) throw new Error(`GET ${res.status} ${res.bytes}`);

@@ -49,32 +49,37 @@ export function unseal(kek: SecretKey, sealed: Buffer, aad: Buffer): Buffer {
   }
 }
 
-function utf8Field(s: string): Buffer {
-  const b = Buffer.from(s, 'utf8');
-  // Lone surrogates would all encode to U+FFFD and make distinct strings collide.
-  if (b.toString('utf8') !== s) throw new TypeError('AAD field is not well-formed Unicode');
-  return b;
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
+/** Lone surrogates would all encode to U+FFFD and make distinct strings collide. */
+function checkWellFormed(s: string): void {
+  // String#isWellFormed (node 20); otherwise a round trip through UTF-8.
+  const wellFormed = (s as { isWellFormed?: () => boolean }).isWellFormed?.() ?? Buffer.from(s, 'utf8').toString('utf8') === s;
+  if (!wellFormed) throw new TypeError('AAD field is not well-formed Unicode');
 }
 
 /**
  * Canonical AAD: `u32be(len(label)) | label | u32be(count) | (u32be(len(f)) | f)*`, all strings
- * UTF-8. Prefix-free, so no two (label, fields) lists share an encoding.
+ * UTF-8. Prefix-free, so no two (label, fields) lists share an encoding. Written into one buffer
+ * (a data key's AAD is built on every read of an object whose key is not kept opened).
  */
 export function labelAad(label: string, ...fields: string[]): Buffer {
-  const parts: Buffer[] = [];
-  const l = utf8Field(label);
-  parts.push(u32(l.length), l, u32(fields.length));
+  checkWellFormed(label);
+  let size = 8 + Buffer.byteLength(label, 'utf8');
   for (const f of fields) {
-    const b = utf8Field(f);
-    parts.push(u32(b.length), b);
+    checkWellFormed(f);
+    size += 4 + Buffer.byteLength(f, 'utf8');
   }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  let at = writeField(out, 0, label);
+  out.writeUInt32BE(fields.length, at);
+  at += 4;
+  for (const f of fields) at = writeField(out, at, f);
+  return out;
+}
+
+function writeField(out: Buffer, at: number, s: string): number {
+  const n = out.write(s, at + 4, 'utf8');
+  out.writeUInt32BE(n, at);
+  return at + 4 + n;
 }
 
 export type SseMode = 'SSE-S3' | 'SSE-KMS' | 'SSE-C';

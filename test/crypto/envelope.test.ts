@@ -113,8 +113,15 @@ describe('AAD encodings', () => {
     assert.ok(masterKeyAad(1).equals(labelAad('coffer/master-key/v1', '1')));
   });
 
+  it('counts lengths in UTF-8 bytes, not characters', () => {
+    const u32 = (n: number) => Buffer.from([0, 0, 0, n]);
+    const expected = Buffer.concat([u32(2), Buffer.from('é'), u32(3), u32(6), Buffer.from('日本'), u32(0), u32(4), Buffer.from('😀')]);
+    assert.deepEqual(labelAad('é', '日本', '', '😀'), expected);
+  });
+
   it('refuses malformed inputs instead of encoding them ambiguously', () => {
     assert.throws(() => labelAad('x', 'bad \ud800 surrogate'), TypeError);
+    assert.throws(() => labelAad('bad \udc00 label'), TypeError);
     assert.throws(() => dataKeyAad({ ...base, mode: 'SSE-X' as 'SSE-S3' }), TypeError);
     assert.throws(() => dataKeyAad({ ...base, masterKeyVersion: -1 }), RangeError);
     assert.throws(() => masterKeyAad(1.5), RangeError);
