@@ -79,9 +79,13 @@ export function normalizeEncoded(s: string, plusIsSpace: boolean): string {
  * Other services (kms) use the generic rule: drop empty and '.' segments, resolve '..',
  * then encode the already-encoded path a second time.
  */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~/]*$/;
+
 export function canonicalUri(rawPath: string, service: string): string {
   const path = rawPath === '' ? '/' : rawPath;
   if (service === 's3') {
+    // Only unreserved characters and '/': every segment is already in canonical form.
+    if (PLAIN_PATH.test(path)) return path;
     return path
       .split('/')
       .map((seg) => normalizeEncoded(seg, false))

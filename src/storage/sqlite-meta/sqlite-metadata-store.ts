@@ -262,6 +262,30 @@ interface PartRow {
   last_modified: number;
 }
 
+/** getObjectRaw's columns, in ObjectRow's order (rowOf reads them by position). */
+const RAW_OBJECT_COLUMNS = 'bucket, key, version_id, size, etag, last_modified, content_type, headers, user_metadata, sse, streams, parts_count, checksum, inline_data, tags';
+type RawObjectRow = [string, string, string, number, string, number, string, string, string, string, string, number, string | null, Buffer | null, string | null];
+
+function rowOf(r: RawObjectRow): ObjectRow {
+  return {
+    bucket: r[0],
+    key: r[1],
+    version_id: r[2],
+    size: r[3],
+    etag: r[4],
+    last_modified: r[5],
+    content_type: r[6],
+    headers: r[7],
+    user_metadata: r[8],
+    sse: r[9],
+    streams: r[10],
+    parts_count: r[11],
+    checksum: r[12],
+    inline_data: r[13],
+    tags: r[14],
+  };
+}
+
 function toObject(r: ObjectRow): ObjectRecord {
   return {
     bucket: r.bucket,
@@ -390,6 +414,9 @@ export class SqliteMetadataStore implements MetadataStore {
       bucketHasUploads: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM uploads WHERE bucket = ? LIMIT 1'),
       deleteBucket: db.prepare('DELETE FROM buckets WHERE name = ?'),
       getObject: db.prepare<[string, string], ObjectRow>('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
+      // The same row as an array: better-sqlite3 builds a row object property by property
+      // through V8's generic path (~2% of a small GET); an array is one allocation.
+      getObjectRaw: db.prepare<[string, string], RawObjectRow>(`SELECT ${RAW_OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?`).raw(true),
       objectBlobs: db.prepare<[string, string], { blob_id: string }>('SELECT blob_id FROM object_blobs WHERE bucket = ? AND key = ?'),
       deleteObjectBlobs: db.prepare('DELETE FROM object_blobs WHERE bucket = ? AND key = ?'),
       insertObjectBlob: db.prepare('INSERT OR REPLACE INTO object_blobs (blob_id, bucket, key) VALUES (?, ?, ?)'),
@@ -665,8 +692,8 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getObject(bucket: string, key: string): Promise<ObjectRecord | undefined> {
-    const r = this.stmts.getObject.get(bucket, key);
-    return r && toObject(r);
+    const r = this.stmts.getObjectRaw.get(bucket, key) as RawObjectRow | undefined;
+    return r && toObject(rowOf(r));
   }
 
   /** In a transaction: drop the current object at (bucket, key) and return its blob ids. */
