@@ -44,6 +44,8 @@ const DERIVED_MAX = 16;
  */
 export class DerivedKeys {
   #keys = new Map<string, Buffer>();
+  /** Wiped with its data key: a copy of that key handed out earlier keeps nothing more here. */
+  #wiped = false;
 
   get(id: string): Buffer | undefined {
     return this.#keys.get(id);
@@ -51,7 +53,7 @@ export class DerivedKeys {
 
   /** Keeps a copy of `bytes` (up to DERIVED_MAX keys; past that, nothing more is kept). */
   set(id: string, bytes: Uint8Array): void {
-    if (this.#keys.size < DERIVED_MAX && !this.#keys.has(id)) this.#keys.set(id, Buffer.from(bytes));
+    if (!this.#wiped && this.#keys.size < DERIVED_MAX && !this.#keys.has(id)) this.#keys.set(id, Buffer.from(bytes));
   }
 
   get size(): number {
@@ -59,6 +61,7 @@ export class DerivedKeys {
   }
 
   wipe(): void {
+    this.#wiped = true;
     for (const b of this.#keys.values()) b.fill(0);
     this.#keys.clear();
   }

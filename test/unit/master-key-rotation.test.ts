@@ -109,6 +109,9 @@ test('a kept data key keeps its stream keys: the same keys as derived afresh, pe
     now += 120_000;
     await keys.retire(1);
     assert.equal(derived.size, 0);
+    // A copy handed out before still derives correctly, but keeps nothing in the wiped set.
+    assert.ok(deriveStreamKey(kept, salts[1]!, 3).expose().equals(fresh(salts[1]!, 3)));
+    assert.equal(derived.size, 0);
   } finally {
     await meta.close();
     rmSync(dir, { recursive: true, force: true });
