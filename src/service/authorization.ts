@@ -114,6 +114,12 @@ export class Authorizer {
     private readonly opts: { ownerCanonicalId?: string; log?: Logger } = {},
   ) {}
 
+  /** Whether none of `buckets` (undefined: no bucket) has a bucket policy. */
+  async noBucketPolicy(buckets: readonly (string | undefined)[]): Promise<boolean> {
+    for (const b of buckets) if (b !== undefined && (await this.policies.bucketPolicy(b)) !== undefined) return false;
+    return true;
+  }
+
   async check(c: AccessCheck): Promise<AccessResult> {
     const identity: NamedParsedPolicy[] = c.principal.type === 'IAMUser' && c.principal.userName ? await this.policies.userPolicies(c.principal.userName) : [];
     const resourcePolicy = c.bucket !== undefined ? await this.policies.bucketPolicy(c.bucket) : undefined;

@@ -295,6 +295,34 @@ describe('bucket policies', () => {
     }
   });
 
+  test('the account root is refused what a bucket policy denies it: on the target, and on a copy source in another bucket with no policy of its own', async () => {
+    const other = 'policy-access-root';
+    await srv.s3.send(new CreateBucketCommand({ Bucket: other }));
+    const denyRoot = (action: string, resource: string) => ({
+      Version: '2012-10-17',
+      Statement: [{ Sid: 'NotEvenRoot', Effect: 'Deny', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: action, Resource: resource }],
+    });
+    try {
+      // No policy anywhere: the root may do anything.
+      await srv.s3.send(new CopyObjectCommand({ Bucket: other, Key: 'copy.txt', CopySource: `${BUCKET}/private/c.txt` }));
+      assert.equal(await read(srv.s3, 'copy.txt', other), 'content of private/c.txt');
+      // The source bucket denies the root reads: a copy into the bucket without a policy fails.
+      await putPolicy(denyRoot('s3:GetObject', `arn:aws:s3:::${BUCKET}/private/*`));
+      await rejectsWith(srv.s3.send(new CopyObjectCommand({ Bucket: other, Key: 'copy2.txt', CopySource: `${BUCKET}/private/c.txt` })), 'AccessDenied', 403);
+      await rejectsWith(read(srv.s3, 'private/c.txt'), 'AccessDenied', 403);
+      await deletePolicy();
+      // The target bucket denies the root writes.
+      await putPolicy(denyRoot('s3:PutObject', `arn:aws:s3:::${other}/*`), other);
+      await rejectsWith(srv.s3.send(new PutObjectCommand({ Bucket: other, Key: 'new.txt', Body: 'x' })), 'AccessDenied', 403);
+      await rejectsWith(srv.s3.send(new CopyObjectCommand({ Bucket: other, Key: 'copy3.txt', CopySource: `${BUCKET}/home/a.txt` })), 'AccessDenied', 403);
+      await deletePolicy(other);
+      await srv.s3.send(new PutObjectCommand({ Bucket: other, Key: 'new.txt', Body: 'x' }));
+    } finally {
+      await deletePolicy().catch(() => {});
+      await deletePolicy(other).catch(() => {});
+    }
+  });
+
   test('object tagging: its own actions, and x-amz-tagging on a write needs s3:PutObjectTagging too', async () => {
     const bobArn = `arn:aws:iam::${ACCOUNT}:user/bob`;
     const grant = (actions: string[]) =>
