@@ -73,14 +73,15 @@ export function normalizeEncoded(s: string, plusIsSpace: boolean): string {
 
 // ---- canonical URI ----
 
+/** A path of unreserved characters and '/' only (each segment already canonical). */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~/]*$/;
+
 /**
  * The canonical URI. For S3 each '/'-separated segment of the raw path is decoded and
  * re-encoded once (S3 neither double-encodes nor collapses '.', '..' or empty segments).
  * Other services (kms) use the generic rule: drop empty and '.' segments, resolve '..',
  * then encode the already-encoded path a second time.
  */
-const PLAIN_PATH = /^[A-Za-z0-9\-._~/]*$/;
-
 export function canonicalUri(rawPath: string, service: string): string {
   const path = rawPath === '' ? '/' : rawPath;
   if (service === 's3') {
