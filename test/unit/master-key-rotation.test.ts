@@ -14,20 +14,30 @@ import { tempDir } from '../helpers/coffer.ts';
 
 const DAY = 86_400_000;
 
-test('rotateIfDue rotates once the period has elapsed, and only then', async () => {
+/** A key service on a fresh metadata store with a clock the test moves (and the init done); closed and removed after. */
+async function withKeys(fn: (keys: MasterKeyService, clock: { now: number }) => Promise<void>): Promise<void> {
   const dir = tempDir();
   const meta = new SqliteMetadataStore(join(dir, 'm.db'));
-  let now = 1_700_000_000_000;
-  const keys = new MasterKeyService(meta, SecretKey.generate(), () => now);
+  const clock = { now: 1_700_000_000_000 };
+  const keys = new MasterKeyService(meta, SecretKey.generate(), () => clock.now);
   try {
     await keys.init();
+    await fn(keys, clock);
+  } finally {
+    await meta.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('rotateIfDue rotates once the period has elapsed, and only then', async () => {
+  await withKeys(async (keys, clock) => {
     assert.equal(keys.newestVersion(), 1);
     const binding = { bucket: 'b', key: 'k', versionId: 'v1' };
     const first = keys.newDataKey(binding);
-    now += 89 * DAY;
+    clock.now += 89 * DAY;
     assert.equal(await keys.rotateIfDue(90 * DAY), 0);
     assert.equal(await keys.rotateIfDue(0), 0, 'a period of 0 never rotates');
-    now += 2 * DAY;
+    clock.now += 2 * DAY;
     assert.equal(await keys.rotateIfDue(90 * DAY), 2);
     assert.equal(await keys.rotateIfDue(90 * DAY), 0, 'the new version restarts the period');
     const second = keys.newDataKey({ ...binding, versionId: 'v2' });
@@ -35,18 +45,11 @@ test('rotateIfDue rotates once the period has elapsed, and only then', async () 
     assert.equal(second.sse.masterKeyVersion, 2);
     const opened = await keys.openDataKey(first.sse, binding);
     assert.ok(opened.expose().equals(first.dataKey.expose()));
-  } finally {
-    await meta.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('opened data keys are kept for the next read: the same key, the caller owning its copy; a changed sealed key or binding is opened anew', async () => {
-  const dir = tempDir();
-  const meta = new SqliteMetadataStore(join(dir, 'm.db'));
-  const keys = new MasterKeyService(meta, SecretKey.generate());
-  try {
-    await keys.init();
+  await withKeys(async (keys) => {
     const binding = { bucket: 'b', key: 'k', versionId: 'v1' };
     const { dataKey, sse } = keys.newDataKey(binding);
     const a = await keys.openDataKey(sse, binding);
@@ -66,19 +69,11 @@ test('opened data keys are kept for the next read: the same key, the caller owni
     const resealed = keys.sealExisting(dataKey, binding);
     assert.equal(resealed.masterKeyVersion, 2);
     assert.ok((await keys.openDataKey(resealed, binding)).expose().equals(dataKey.expose()));
-  } finally {
-    await meta.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a kept data key keeps its stream keys: the same keys as derived afresh, per salt and index, wiped with the data key when its version is retired', async () => {
-  const dir = tempDir();
-  const meta = new SqliteMetadataStore(join(dir, 'm.db'));
-  let now = 1_700_000_000_000;
-  const keys = new MasterKeyService(meta, SecretKey.generate(), () => now);
-  try {
-    await keys.init();
+  await withKeys(async (keys, clock) => {
     const binding = { bucket: 'b', key: 'k', versionId: 'v1' };
     const { dataKey, sse } = keys.newDataKey(binding);
     const salts = [randomBytes(32), randomBytes(32)];
@@ -106,14 +101,11 @@ test('a kept data key keeps its stream keys: the same keys as derived afresh, pe
     assert.equal(derived.size, 6);
     await keys.rotate();
     await keys.rewrapAll();
-    now += 120_000;
+    clock.now += 120_000;
     await keys.retire(1);
     assert.equal(derived.size, 0);
     // A copy handed out before still derives correctly, but keeps nothing in the wiped set.
     assert.ok(deriveStreamKey(kept, salts[1]!, 3).expose().equals(fresh(salts[1]!, 3)));
     assert.equal(derived.size, 0);
-  } finally {
-    await meta.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
