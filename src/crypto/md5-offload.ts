@@ -122,6 +122,7 @@ export class OffloadedMd5 {
   private slot: number | undefined;
   private filled = 0;
   private result?: Promise<Buffer>;
+  private needed = false;
   private resolveDigest?: (d: Buffer) => void;
   private rejectDigest?: (e: Error) => void;
   private failed?: Error;
@@ -192,19 +193,32 @@ export class OffloadedMd5 {
     for (const f of w) f();
   }
 
-  digest(): Promise<Buffer> {
-    if (!this.result) {
-      this.result = new Promise<Buffer>((resolve, reject) => {
-        this.resolveDigest = resolve;
-        this.rejectDigest = reject;
-      });
-      if (this.failed) this.rejectDigest!(this.failed);
-      else {
-        this.send();
-        this.pool.post({ t: 'e', id: this.id });
-      }
+  /**
+   * Says the last byte has been given: the worker finishes the digest when it suits it (with
+   * other uploads' bytes, in the lanes of one pass), until `digest()` asks for it.
+   */
+  end(): void {
+    if (this.result) return;
+    this.result = new Promise<Buffer>((resolve, reject) => {
+      this.resolveDigest = resolve;
+      this.rejectDigest = reject;
+    });
+    this.result.catch(() => {}); // awaited through digest(); never unhandled
+    if (this.failed) this.rejectDigest!(this.failed);
+    else {
+      this.send();
+      this.pool.post({ t: 'e', id: this.id });
     }
-    return this.result;
+  }
+
+  /** The digest, needed now: the worker hashes what is left of this upload without waiting. */
+  digest(): Promise<Buffer> {
+    this.end();
+    if (!this.needed && !this.failed) {
+      this.needed = true;
+      this.pool.post({ t: 'n', id: this.id });
+    }
+    return this.result!;
   }
 
   /** Drops the hash (e.g. the upload failed). */
@@ -214,7 +228,7 @@ export class OffloadedMd5 {
       this.pool.returnSlot(this.slot);
       this.slot = undefined;
     }
-    if (!this.result) this.pool.forget(this.id);
+    if (!this.needed) this.pool.forget(this.id);
   }
 
   /** @internal */

@@ -2,7 +2,7 @@
 // shared memory; this thread hashes them where they lie with md5-lanes.ts: up to LANES uploads
 // advance together in one SIMD pass, a lone upload goes through the scalar function. Between
 // passes it returns to its event loop, so uploads that send a batch meanwhile join the next
-// one, and a pass with room for more waits a little for them (shouldWait).
+// one, and a pass with room for more waits for them until a digest is needed (shouldWait).
 import { parentPort, workerData } from 'node:worker_threads';
 import { LANES, Md5Lanes, newMd5State, type Md5State } from './md5-lanes.ts';
 
@@ -11,6 +11,8 @@ export type ToMd5Worker =
   | { t: 'u'; id: number; slot: number; n: number }
   /** The stream has ended: send its digest once every batch is hashed. */
   | { t: 'e'; id: number }
+  /** The digest is needed now (the upload's blob is durable): hash this stream without waiting. */
+  | { t: 'n'; id: number }
   /** Drop the stream (its upload failed). */
   | { t: 'x'; id: number };
 
@@ -54,6 +56,8 @@ interface Stream {
   carry: Uint8Array;
   carried: number;
   ending: boolean;
+  /** Its digest is awaited: it waits for nobody. */
+  needed: boolean;
 }
 
 const { memory, slotsAt, slotBytes } = workerData as Md5WorkerData;
@@ -110,15 +114,11 @@ let scheduled = false;
 /** The timer that ends a wait for company. */
 let gatherTimer: NodeJS.Timeout | undefined;
 /**
- * How long a batch may wait for company. At ~300 MB/s a 256 KiB batch arrives every ~0.9 ms.
- * Session 7 chose 16 ms (this thread's CPU per 1 MiB PUT 0.65-0.76 ms against 0.73-1.02 at 8),
- * when the main thread limited uploads and a digest was needed only after the blob's fsync.
- * Since uploads are sealed in the crypto worker (seal-offload.ts), the wait is on the upload's
- * path: in interleaved A/B (docs/performance.md, "Session 9") 6 ms moved 8.1% more than 16
- * (95% CI +4.2 .. +11.9%) with 5.4% less server CPU per upload, 2 ms 4.7% more than 6 (+1.3 ..
- * +8.2%), and no wait at all was not distinguishable from 2 (+2.7%, -1.9 .. +7.2%).
+ * How long a batch may wait for company at most: a safety net. Batches normally wait until
+ * LANES uploads have blocks to hash, one upload's backlog could hold its writer up, or a digest
+ * is needed (shouldWait); none of these may come for a stream whose writer has stopped sending.
  */
-const GATHER_MS = 2;
+const GATHER_MS = 20;
 /** Half the bytes an upload may have in flight (md5-offload.ts) before its writer waits. */
 const BACKLOG = 1024 * 1024;
 
@@ -151,8 +151,9 @@ function step(): void {
   }
   if (waiting.length === 0) return;
   if (shouldWait(waiting)) return;
-  // The uploads with the most bytes waiting go first; the rest wait a pass.
-  if (waiting.length > LANES) waiting.sort((a, b) => queued(b) - queued(a)).length = LANES;
+  // Uploads whose digest is awaited go first, then ended ones, then those with the most bytes
+  // waiting; the rest wait a pass.
+  if (waiting.length > LANES) waiting.sort(byUrgency).length = LANES;
   let blocks = waiting.length === 1 ? MAX_BLOCKS_ALONE : MAX_BLOCKS;
   for (const s of waiting) blocks = Math.min(blocks, Math.floor((s.batches[0]!.end - s.batches[0]!.pos) / 64));
   if (waiting.length === 1) md5.one(waiting[0]!.state, waiting[0]!.batches[0]!.pos, blocks);
@@ -166,26 +167,28 @@ function step(): void {
   schedule();
 }
 
+function byUrgency(a: Stream, b: Stream): number {
+  return Number(b.needed) - Number(a.needed) || Number(b.ending) - Number(a.ending) || queued(b) - queued(a);
+}
+
 /**
  * Whether the waiting streams should wait for company: a pass costs about the same for one
- * stream as for LANES. An upload sends bytes for only part of its life (the rest is making its
- * blob durable and committing), so at any moment few of the uploads in flight have bytes here;
- * waiting a few milliseconds lets more of them join. The wait costs nothing as long as the
- * digests are ready when their blobs are durable: a digest is asked for as soon as its upload's
- * body has arrived, and needed only after the blob's fsync. Nobody waits once LANES streams have
- * blocks, when one stream's backlog could hold its writer up, when only one upload is here (a
- * lone large upload would otherwise wait at every batch), or once the oldest waiting batch has
- * waited GATHER_MS. The wait is counted per batch, not from the last idle moment: under steady
- * load this thread is never idle, and a wait counted from then would expire for good, leaving
- * every later pass to whatever happened to be ready (mostly one stream, at a quarter of the
- * speed: slower passes, so never idle again).
+ * stream as for LANES. An upload sends its body in about a millisecond and then spends most of
+ * its life making its blob durable (~10 ms under load), so at any moment few uploads have bytes
+ * arriving; but the digest is needed only once the blob is durable (the uploader says so: 'n').
+ * So streams wait, ended or not, and the uploads in that phase hash together: measured at
+ * concurrency 8 (docs/performance.md, "Session 11"), hashing as soon as ~2 ms had passed put
+ * 40% of the bytes through the scalar function and cost as much as one stream at a time.
+ * Nobody waits once LANES streams have blocks, once a digest is needed, when one stream's
+ * backlog could hold its writer up, when only one upload is here (a lone upload would otherwise
+ * wait for its own end at every batch), or once the oldest waiting batch has waited GATHER_MS.
  */
 function shouldWait(waiting: Stream[]): boolean {
   if (waiting.length >= LANES) return false;
   if (streams.size < 2) return false;
   let oldest = Infinity;
   for (const s of waiting) {
-    if (queued(s) >= BACKLOG) return false;
+    if (s.needed || queued(s) >= BACKLOG) return false;
     oldest = Math.min(oldest, s.batches[0]!.at);
   }
   const left = oldest + GATHER_MS - performance.now();
@@ -206,7 +209,7 @@ function queued(s: Stream): number {
 function streamOf(id: number): Stream {
   let s = streams.get(id);
   if (!s) {
-    s = { id, state: newMd5State(), batches: [], carry: new Uint8Array(64), carried: 0, ending: false };
+    s = { id, state: newMd5State(), batches: [], carry: new Uint8Array(64), carried: 0, ending: false, needed: false };
     streams.set(id, s);
   }
   return s;
@@ -218,6 +221,10 @@ port.on('message', (m: ToMd5Worker) => {
     streamOf(m.id).batches.push({ slot: m.slot, n: m.n, pos, end: pos + m.n, at: performance.now() });
   } else if (m.t === 'e') {
     streamOf(m.id).ending = true;
+  } else if (m.t === 'n') {
+    // Always after its 'e'; the digest may have gone already.
+    const s = streams.get(m.id);
+    if (s) s.needed = true;
   } else {
     const s = streams.get(m.id);
     streams.delete(m.id);

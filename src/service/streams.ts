@@ -45,12 +45,11 @@ export class Meter {
   }
 
   /**
-   * Asks for the digest once the last byte has passed: the worker finishes it while the blob is
-   * being made durable, not after.
+   * Tells an offloaded hash that the last byte has passed: the worker may finish it with other
+   * uploads' bytes while the blob is being made durable, until md5() asks for it.
    */
   end(): void {
-    if (this.offloaded) this.digest ??= this.offloaded.digest();
-    this.digest?.catch(() => {}); // awaited through md5(); never unhandled
+    this.offloaded?.end();
   }
 
   /** Drops an offloaded hash that will never be finished (the write failed). */

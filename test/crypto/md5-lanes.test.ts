@@ -104,8 +104,13 @@ describe('copyIntoShared', () => {
 describe('OffloadedMd5 (the upload MD5 worker)', () => {
   after(() => stopMd5Worker());
 
-  /** Feeds each stream in its chunks, the streams interleaved in `order`, awaiting backpressure. */
-  async function run(streams: Buffer[][], order: number[]): Promise<string[]> {
+  /**
+   * Feeds each stream in its chunks, the streams interleaved in `order`, awaiting backpressure;
+   * the streams in `ended` are told their end (end()) as soon as their last chunk is given, and
+   * their digests asked for (digest()) only once every stream has been fed, as an upload asks
+   * once its blob is durable.
+   */
+  async function run(streams: Buffer[][], order: number[], ended: number[] = []): Promise<string[]> {
     const hashes = streams.map(() => new OffloadedMd5());
     const next = streams.map(() => 0);
     for (const i of order) {
@@ -114,8 +119,12 @@ describe('OffloadedMd5 (the upload MD5 worker)', () => {
       if (!chunk) continue;
       next[s]!++;
       await hashes[s]!.update(chunk);
+      if (next[s] === streams[s]!.length && ended.includes(s)) hashes[s]!.end();
     }
-    for (let s = 0; s < streams.length; s++) for (; next[s]! < streams[s]!.length; next[s]!++) await hashes[s]!.update(streams[s]![next[s]!]!);
+    for (let s = 0; s < streams.length; s++) {
+      for (; next[s]! < streams[s]!.length; next[s]!++) await hashes[s]!.update(streams[s]![next[s]!]!);
+      if (ended.includes(s)) hashes[s]!.end();
+    }
     return Promise.all(hashes.map(async (h) => (await h.digest()).toString('hex')));
   }
 
@@ -124,9 +133,10 @@ describe('OffloadedMd5 (the upload MD5 worker)', () => {
       fc.asyncProperty(
         fc.array(fc.array(fc.integer({ min: 0, max: 300_000 }), { maxLength: 6 }), { minLength: 1, maxLength: 10 }),
         fc.array(fc.nat(), { maxLength: 40 }),
-        async (chunking, order) => {
+        fc.array(fc.nat({ max: 9 }), { maxLength: 10 }),
+        async (chunking, order, ended) => {
           const streams = chunking.map((sizes) => sizes.map((n) => randomBytes(n)));
-          const got = await run(streams, order);
+          const got = await run(streams, order, ended);
           assert.deepEqual(
             got,
             streams.map((chunks) => md5(Buffer.concat(chunks))),
@@ -142,6 +152,34 @@ describe('OffloadedMd5 (the upload MD5 worker)', () => {
     const small = [[randomBytes(1000)], [randomBytes(70_000), randomBytes(3)], []];
     const got = await run([big, ...small], [0, 1, 0, 2, 0, 3, 0, 0, 0]);
     assert.deepEqual(got, [big, ...small].map((c) => md5(Buffer.concat(c))));
+  });
+
+  test('streams told their end wait for company until a digest is asked for, and then give it', async () => {
+    // Three ended uploads of 1 MiB and one still sending: fewer than the four lanes, none
+    // backlogged, so the worker holds them; each digest() must still come (and be right).
+    const data = Array.from({ length: 4 }, () => randomBytes(1024 * 1024));
+    const hashes = data.map(() => new OffloadedMd5());
+    for (let i = 0; i < 4; i++) await hashes[i]!.update(data[i]!.subarray(0, i === 3 ? 300_000 : undefined));
+    for (let i = 0; i < 3; i++) hashes[i]!.end();
+    assert.equal((await hashes[1]!.digest()).toString('hex'), md5(data[1]!));
+    await hashes[3]!.update(data[3]!.subarray(300_000));
+    const rest = await Promise.all([0, 2, 3].map(async (i) => (await hashes[i]!.digest()).toString('hex')));
+    assert.deepEqual(rest, [0, 2, 3].map((i) => md5(data[i]!)));
+  });
+
+  test('an ended stream dropped before its digest is asked for gives its slots back', async () => {
+    // Ended and dropped uploads, over and over, more bytes than the pool's slots hold (32 MiB):
+    // if their batches were kept, a later update would wait for a slot forever.
+    const chunk = randomBytes(1024 * 1024);
+    for (let i = 0; i < 40; i++) {
+      const h = new OffloadedMd5();
+      await h.update(chunk);
+      h.end();
+      h.discard();
+    }
+    const last = new OffloadedMd5();
+    await last.update(chunk);
+    assert.equal((await last.digest()).toString('hex'), md5(chunk));
   });
 
   test('a stream dropped midway does not disturb the others, and gives its slots back', async () => {
