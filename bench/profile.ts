@@ -15,6 +15,8 @@
 //   --node-args="--flag ..."       extra node flags for the server (experiments)
 //   --warmup 20                    seconds of the same workload before the measured one (V8
 //                                  optimizes a request's functions only after 20-30 s of load)
+//   --mixed-warmup                 warm up as `npm run bench` does (1 MiB and 4 KiB PUTs, each
+//                                  read back) instead of with the workload itself
 //   --objects N                    how many objects the GET workloads read, in turn (default 500;
 //                                  the bench's 4 KiB GET reads all of the ~20,000 its PUT wrote)
 //   --output FILE                  what the server printed during the load, into FILE (e.g.
@@ -30,7 +32,7 @@ import { parseArgs } from 'node:util';
 import { S3Client } from './lib/client.ts';
 import { KiB, MiB, patternChunks, randomPayload } from './lib/payload.ts';
 import { COFFER_ACCESS_KEY, COFFER_SECRET_KEY, cofferVersion, startCofferProcess, type Running } from './lib/targets.ts';
-import { BUCKET, idleWaitMs, measure, waitIdle } from './lib/workloads.ts';
+import { BUCKET, idleWaitMs, makePlan, measure, waitIdle, warmUp } from './lib/workloads.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,6 +46,7 @@ const { values } = parseArgs({
     output: { type: 'string' },
     concurrency: { type: 'string' },
     objects: { type: 'string' },
+    'mixed-warmup': { type: 'boolean', default: false },
   },
 });
 const mode = values.mode!;
@@ -255,7 +258,8 @@ async function main(): Promise<void> {
       if (r.status !== 200) throw new Error(`PUT ${r.status}`);
       return w.size;
     };
-    if (warmupS > 0) await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: Number.MAX_SAFE_INTEGER, maxMs: warmupS * 1000 }, w.put ? putNew : get);
+    if (values['mixed-warmup']) await warmUp(target, s3, { ...makePlan(false), warmupMs: warmupS * 1000 }, randomPayload(MiB).data);
+    else if (warmupS > 0) await measure(target, 'warmup', { concurrency: w.concurrency, maxOps: Number.MAX_SAFE_INTEGER, maxMs: warmupS * 1000 }, w.put ? putNew : get);
     const idle = await waitIdle(idleWaitMs, 0.25, [c.pid]);
     if (idle.load >= 0.25) console.log(`(machine busy before the load: ${idle.load.toFixed(2)} cores of other work)`);
     let perf: ReturnType<typeof spawn> | undefined;

@@ -283,7 +283,7 @@ export async function runTinyPutGet(
  * after 64: 327 functions optimized, 220-233 MB/s; after 30 s of load: 27, 325-329 MB/s; see
  * docs/performance.md, "Session 9"). The figures are meant to be a running server's.
  */
-async function warmUp(target: Running, s3: S3Client, plan: Plan, small: Buffer): Promise<void> {
+export async function warmUp(target: Running, s3: S3Client, plan: Plan, small: Buffer): Promise<void> {
   const tiny = randomPayload(plan.tiny.size).data;
   await measure(target, 'warmup', { concurrency: plan.small.concurrency, maxOps: Number.MAX_SAFE_INTEGER, maxMs: Math.max(plan.warmupMs, 1) }, async (i) => {
     // Three small round trips for every large one: both paths get their calls. New keys: on
