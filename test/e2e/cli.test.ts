@@ -275,6 +275,30 @@ describe('listener and certificate options', () => {
     }
   });
 
+  test('TLS: 1.2 at least; AES-128-GCM chosen when offered (clients list AES-256-GCM first), any offered suite of the default list accepted', async () => {
+    const srv = await server(['--data-dir', freshDir('coffer-cli-tls-'), '--http-address', 'off', '--https-address', '127.0.0.1:0']);
+    const u = new URL(srv.https!);
+    const handshake = (opts: tls.ConnectionOptions) =>
+      new Promise<{ cipher: string; protocol: string | null }>((resolve, reject) => {
+        const sock = tls.connect({ host: u.hostname, port: Number(u.port), rejectUnauthorized: false, servername: 'localhost', ...opts }, () => {
+          const r = { cipher: sock.getCipher().name, protocol: sock.getProtocol() };
+          sock.end();
+          resolve(r);
+        });
+        sock.on('error', reject);
+      });
+    try {
+      // node's own client order (as OpenSSL's): TLS_AES_256_GCM_SHA384 first.
+      assert.equal(tls.DEFAULT_CIPHERS.split(':')[0], 'TLS_AES_256_GCM_SHA384');
+      assert.deepEqual(await handshake({}), { cipher: 'TLS_AES_128_GCM_SHA256', protocol: 'TLSv1.3' });
+      assert.deepEqual(await handshake({ ciphers: 'TLS_AES_256_GCM_SHA384' }), { cipher: 'TLS_AES_256_GCM_SHA384', protocol: 'TLSv1.3' });
+      assert.deepEqual(await handshake({ maxVersion: 'TLSv1.2' }), { cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256', protocol: 'TLSv1.2' });
+      await assert.rejects(handshake({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }));
+    } finally {
+      await srv.stop();
+    }
+  });
+
   test('--tls-cert/--tls-key: the operator certificate is served', async () => {
     const dataDir = freshDir('coffer-cli-own-cert-');
     const certPath = join(dataDir, '..', `${dataDir.split('/').pop()}-own.crt`);
