@@ -142,18 +142,17 @@ function checkStreamIndex(i: number): void {
 export function deriveStreamKey(dataKey: SecretKey, salt: Buffer, streamIndex: number): SecretKey {
   if (salt.length !== SALT_SIZE) throw new RangeError(`salt must be ${SALT_SIZE} bytes`);
   checkStreamIndex(streamIndex);
-  // A data key kept opened in memory keeps its stream keys too (keys.ts, DerivedKeys): the same
+  // A data key kept opened in memory keeps its stream key too (key-cache.ts): the same
   // data key, salt and index always derive the same key, so the next read skips the HKDF.
   const kept = dataKey.derived;
-  const id = kept ? `${streamIndex}/${salt.toString('base64')}` : '';
-  const hit = kept?.get(id);
+  const hit = kept?.get(streamIndex, salt);
   if (hit) return SecretKey.from(hit);
   const info = Buffer.alloc(KDF_INFO_LABEL.length + 4);
   KDF_INFO_LABEL.copy(info, 0);
   info.writeUInt32BE(streamIndex, KDF_INFO_LABEL.length);
   const okm = hkdfSha256(dataKey.expose(), salt, info, 32);
   const key = SecretKey.from(okm);
-  kept?.set(id, okm);
+  kept?.set(streamIndex, salt, okm);
   okm.fill(0);
   return key;
 }

@@ -33,38 +33,16 @@ export const systemRng: Rng = {
 
 export const KEY_BYTES = 32;
 
-/** Derived keys kept per DerivedKeys (a data key's stream keys: one per stream read). */
-const DERIVED_MAX = 16;
-
 /**
- * Keys derived from one data key, kept for its next use: the stream keys of an object whose data
- * key is kept opened in memory (MasterKeyService), shared by every copy of that key handed out.
- * In memory only; wiped when the data key is dropped. Ids name the derivation (stream index,
- * salt), never the key.
+ * Where keys derived from a data key are kept for its next use: the stream key of an object
+ * whose data key is kept opened in memory (key-cache.ts), shared by every copy of that key
+ * handed out. In memory only; wiped when the data key is dropped. A derivation is named by its
+ * stream index and salt, never by the key.
  */
-export class DerivedKeys {
-  #keys = new Map<string, Buffer>();
-  /** Wiped with its data key: a copy of that key handed out earlier keeps nothing more here. */
-  #wiped = false;
-
-  get(id: string): Buffer | undefined {
-    return this.#keys.get(id);
-  }
-
-  /** Keeps a copy of `bytes` (up to DERIVED_MAX keys; past that, nothing more is kept). */
-  set(id: string, bytes: Uint8Array): void {
-    if (!this.#wiped && this.#keys.size < DERIVED_MAX && !this.#keys.has(id)) this.#keys.set(id, Buffer.from(bytes));
-  }
-
-  get size(): number {
-    return this.#keys.size;
-  }
-
-  wipe(): void {
-    this.#wiped = true;
-    for (const b of this.#keys.values()) b.fill(0);
-    this.#keys.clear();
-  }
+export interface DerivedKeys {
+  get(streamIndex: number, salt: Uint8Array): Buffer | undefined;
+  /** Keeps a copy of `key` (what is kept, and how much, is the keeper's choice). */
+  set(streamIndex: number, salt: Uint8Array, key: Uint8Array): void;
 }
 
 export class SecretKey {

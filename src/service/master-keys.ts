@@ -4,7 +4,8 @@
 // Spec: docs/key-hierarchy.md.
 import { generateDataKey, sealDataKey, sealMasterKey, unsealDataKey, unsealMasterKey } from '../crypto/hierarchy.ts';
 import type { DataKeyBinding } from '../crypto/envelope.ts';
-import { DerivedKeys, SecretKey } from '../crypto/keys.ts';
+import { KeyCache } from '../crypto/key-cache.ts';
+import { SecretKey } from '../crypto/keys.ts';
 import type { MasterKeyRecord, MetadataStore, RewrapItem, SseRecord } from '../storage/ports.ts';
 
 export interface MasterKeyInfo {
@@ -17,19 +18,16 @@ export interface MasterKeyInfo {
 }
 
 /**
- * Opened data keys kept (MasterKeyService.opened): 32 bytes each and their ids, ~0.3 MiB (and up
- * to 16 stream keys derived from each, typically one: ~0.5 MiB more). Keeping
- * them made 4 KiB GETs 12.7% faster (interleaved A/B, 95% CI +6.3 .. +19.2%) with 10.1% less
- * server CPU per request: the unseal (an AES-GCM context, a base64 decode) cost about a tenth of
- * a small GET (docs/performance.md, "Session 9").
+ * Opened SSE-S3 data keys kept (MasterKeyService.opened, crypto/key-cache.ts): ~0.5 KB each
+ * (its id in a Map, a slot of 128 bytes), ~16 MiB when full. Keeping 2,048 made 4 KiB GETs of kept
+ * objects 12.7% faster (session 9; the unseal, an AES-GCM context and a base64 decode, cost
+ * about a tenth of a small GET) and their stream keys 7.9% more (session 10); but the bench's
+ * 4 KiB GET reads the ~20,000 objects its PUT wrote, in order, and an LRU of 2,048 held none of
+ * them when read. 32,768 holds such a set: 4 KiB GETs of 20,000 objects +32.4% (95% CI +25.4 .. +39.3;
+ * docs/performance.md, "Session 11"). Opened data keys add little exposure: the master keys that open all of them
+ * are in the same memory.
  */
-const OPENED_MAX = 2048;
-
-/** Wipes a kept data key and the stream keys derived from it. */
-function dropOpened(key: SecretKey): void {
-  key.derived?.wipe();
-  key.zero();
-}
+const OPENED_MAX = 32_768;
 
 export class MasterKeyService {
   private keys = new Map<number, SecretKey>();
@@ -128,38 +126,27 @@ export class MasterKeyService {
    * sealed key): a small object read again costs no unseal. In memory only, never stored; LRU,
    * zeroed when dropped. A sealed key that changes (a re-wrap, a re-key) is another entry.
    */
-  private readonly opened = new Map<string, SecretKey>();
+  private readonly opened = new KeyCache(OPENED_MAX);
 
   /** Opens an object's data key (the caller owns, and may zero, what it gets). Throws CryptoError if it was moved or tampered with. */
   async openDataKey(sse: SseRecord, binding: Omit<DataKeyBinding, 'masterKeyVersion' | 'mode'>): Promise<SecretKey> {
     const id = `${sse.masterKeyVersion}\n${binding.bucket}\n${binding.key}\n${binding.versionId}\n${sse.sealedKey}`;
     const hit = this.opened.get(id);
-    if (hit) {
-      this.opened.delete(id);
-      this.opened.set(id, hit);
-      return SecretKey.from(hit.expose(), hit.derived);
-    }
+    if (hit) return hit;
     const mk = await this.keyFor(sse.masterKeyVersion);
     const dataKey = unsealDataKey(mk, Buffer.from(sse.sealedKey, 'base64'), { ...binding, mode: 'SSE-S3', masterKeyVersion: sse.masterKeyVersion });
-    // The kept copy also keeps the stream keys derived from it (shared with the copies handed out).
-    const kept = SecretKey.from(dataKey.expose(), new DerivedKeys());
-    dataKey.zero();
-    this.opened.set(id, kept);
-    if (this.opened.size > OPENED_MAX) {
-      const [oldest, key] = this.opened.entries().next().value as [string, SecretKey];
-      dropOpened(key);
-      this.opened.delete(oldest);
+    try {
+      // The copy handed out also keeps the stream key derived from it in the cache's slot.
+      return this.opened.put(id, dataKey);
+    } finally {
+      dataKey.zero();
     }
-    return SecretKey.from(kept.expose(), kept.derived);
   }
 
   /** Drops the opened data keys of `version` (retired). */
   private forgetOpened(version: number): void {
-    for (const [id, key] of this.opened) {
-      if (!id.startsWith(`${version}\n`)) continue;
-      dropOpened(key);
-      this.opened.delete(id);
-    }
+    const prefix = `${version}\n`;
+    this.opened.deleteWhere((id) => id.startsWith(prefix));
   }
 
   /** Re-seal one item's data key under the newest version (the object data is untouched). */
