@@ -23,11 +23,16 @@ export interface MasterKeyInfo {
  * objects 12.7% faster (session 9; the unseal, an AES-GCM context and a base64 decode, cost
  * about a tenth of a small GET) and their stream keys 7.9% more (session 10); but the bench's
  * 4 KiB GET reads the ~20,000 objects its PUT wrote, in order, and an LRU of 2,048 held none of
- * them when read. 32,768 holds such a set: 4 KiB GETs of 20,000 objects +32.4% (95% CI +25.4 .. +39.3;
+ * them when read (and none of them was kept when written). 32,768 holds such a set: 4 KiB GETs of 20,000 objects +32.4% (95% CI +25.4 .. +39.3;
  * docs/performance.md, "Session 11"). Opened data keys add little exposure: the master keys that open all of them
  * are in the same memory.
  */
 const OPENED_MAX = 32_768;
+
+/** What an opened data key is kept under: everything it was opened from. */
+function openedId(sse: SseRecord, binding: Omit<DataKeyBinding, 'masterKeyVersion' | 'mode'>): string {
+  return `${sse.masterKeyVersion}\n${binding.bucket}\n${binding.key}\n${binding.versionId}\n${sse.sealedKey}`;
+}
 
 export class MasterKeyService {
   private keys = new Map<number, SecretKey>();
@@ -102,14 +107,22 @@ export class MasterKeyService {
     return k;
   }
 
-  /** A fresh data key for a new object version (or upload), sealed under the newest version. */
+  /**
+   * A fresh data key for a new object version (or upload), sealed under the newest version. It
+   * is kept opened (as openDataKey keeps what it opens) for the object's first read, with the
+   * stream key the write derives: objects are often read soon after they are written.
+   */
   newDataKey(binding: Omit<DataKeyBinding, 'masterKeyVersion' | 'mode'>): { dataKey: SecretKey; sse: SseRecord } {
     const version = this.newest;
     const mk = this.keys.get(version);
     if (!mk) throw new Error('no SSE-S3 master key loaded');
-    const dataKey = generateDataKey();
-    const sealed = sealDataKey(mk, dataKey, { ...binding, mode: 'SSE-S3', masterKeyVersion: version });
-    return { dataKey, sse: { mode: 'SSE-S3', masterKeyVersion: version, sealedKey: sealed.toString('base64') } };
+    const fresh = generateDataKey();
+    try {
+      const sse: SseRecord = { mode: 'SSE-S3', masterKeyVersion: version, sealedKey: sealDataKey(mk, fresh, { ...binding, mode: 'SSE-S3', masterKeyVersion: version }).toString('base64') };
+      return { dataKey: this.opened.put(openedId(sse, binding), fresh), sse };
+    } finally {
+      fresh.zero();
+    }
   }
 
   /** Seals an existing data key (a re-key: its object's data stays as it is) under the newest version. */
@@ -130,7 +143,7 @@ export class MasterKeyService {
 
   /** Opens an object's data key (the caller owns, and may zero, what it gets). Throws CryptoError if it was moved or tampered with. */
   async openDataKey(sse: SseRecord, binding: Omit<DataKeyBinding, 'masterKeyVersion' | 'mode'>): Promise<SecretKey> {
-    const id = `${sse.masterKeyVersion}\n${binding.bucket}\n${binding.key}\n${binding.versionId}\n${sse.sealedKey}`;
+    const id = openedId(sse, binding);
     const hit = this.opened.get(id);
     if (hit) return hit;
     const mk = await this.keyFor(sse.masterKeyVersion);

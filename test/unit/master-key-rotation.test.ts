@@ -114,3 +114,19 @@ test('a kept data key keeps its last stream key: the same key as derived afresh,
     assert.equal(kept.derived?.get(3, salts[1]!), undefined);
   });
 });
+
+test('a new data key is kept from its making: the first open finds it, with the stream key its write derived', async () => {
+  await withKeys(async (keys) => {
+    const binding = { bucket: 'b', key: 'k', versionId: 'v1' };
+    const { dataKey, sse } = keys.newDataKey(binding);
+    const salt = randomBytes(32);
+    const streamKey = deriveStreamKey(dataKey, salt, 0).expose();
+    dataKey.zero(); // the writer's copy, zeroed after the write: the kept one stays
+    const opened = await keys.openDataKey(sse, binding);
+    assert.ok(opened.derived?.get(0, salt)?.equals(streamKey), 'the same slot: the write\'s stream key is there');
+    assert.ok(deriveStreamKey(opened, salt, 0).expose().equals(streamKey));
+    // The binding still decides: the same sealed key under another object's name is not found,
+    // and fails to open.
+    await assert.rejects(keys.openDataKey(sse, { ...binding, key: 'other' }));
+  });
+});
