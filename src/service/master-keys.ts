@@ -19,13 +19,13 @@ export interface MasterKeyInfo {
 
 /**
  * Opened SSE-S3 data keys kept (MasterKeyService.opened, crypto/key-cache.ts): ~0.5 KB each
- * (its id in a Map, a slot of 128 bytes), ~16 MiB when full. Keeping 2,048 made 4 KiB GETs of kept
- * objects 12.7% faster (session 9; the unseal, an AES-GCM context and a base64 decode, cost
+ * (its id in a Map, a slot of 128 bytes), ~16 MiB when full. Keeping 2,048 made 4 KiB GETs of
+ * kept objects 12.7% faster (session 9; the unseal, an AES-GCM context and a base64 decode, cost
  * about a tenth of a small GET) and their stream keys 7.9% more (session 10); but the bench's
  * 4 KiB GET reads the ~20,000 objects its PUT wrote, in order, and an LRU of 2,048 held none of
- * them when read (and none of them was kept when written). 32,768 holds such a set: 4 KiB GETs of 20,000 objects +32.4% (95% CI +25.4 .. +39.3;
- * docs/performance.md, "Session 11"). Opened data keys add little exposure: the master keys that open all of them
- * are in the same memory.
+ * them when read (and none was kept when written). 32,768 holds such a set: 4 KiB GETs of
+ * 20,000 objects +32.4% (95% CI +25.4 .. +39.3; docs/performance.md, "Session 11"). Opened data
+ * keys add little exposure: the master keys that open all of them are in the same memory.
  */
 const OPENED_MAX = 32_768;
 
@@ -118,7 +118,8 @@ export class MasterKeyService {
     if (!mk) throw new Error('no SSE-S3 master key loaded');
     const fresh = generateDataKey();
     try {
-      const sse: SseRecord = { mode: 'SSE-S3', masterKeyVersion: version, sealedKey: sealDataKey(mk, fresh, { ...binding, mode: 'SSE-S3', masterKeyVersion: version }).toString('base64') };
+      const sealed = sealDataKey(mk, fresh, { ...binding, mode: 'SSE-S3', masterKeyVersion: version });
+      const sse: SseRecord = { mode: 'SSE-S3', masterKeyVersion: version, sealedKey: sealed.toString('base64') };
       return { dataKey: this.opened.put(openedId(sse, binding), fresh), sse };
     } finally {
       fresh.zero();
