@@ -61,6 +61,9 @@ export class KeyCache {
       slot = this.#free.pop() ?? this.#next++;
       this.#slots.set(id, slot);
     } else {
+      // Kept again: the most recently used now, its old key and stream key wiped.
+      this.#slots.delete(id);
+      this.#slots.set(id, slot);
       this.#wipe(slot);
     }
     key.expose().copy(this.#keys, slot * KEY_BYTES);
