@@ -13,6 +13,14 @@ import type { DerivedKeys } from './keys.ts';
 import { KEY_BYTES, SecretKey } from './keys.ts';
 
 const SALT_BYTES = 32;
+/** Every slab holds 32 bytes per slot (a key or a salt). */
+const WIDTH = KEY_BYTES;
+if (SALT_BYTES !== WIDTH) throw new Error('key cache slabs hold keys and salts of one width');
+
+/** Slot `slot` of a slab. */
+function at(slab: Buffer, slot: number): Buffer {
+  return slab.subarray(slot * WIDTH, (slot + 1) * WIDTH);
+}
 
 export class KeyCache {
   /** id → slot, least recently used first. */
@@ -30,9 +38,9 @@ export class KeyCache {
   constructor(readonly max: number) {
     if (!Number.isInteger(max) || max < 1) throw new RangeError('a key cache holds at least one key');
     // Zero-filled and untouched until used: only the pages of slots in use count in the RSS.
-    this.#keys = Buffer.alloc(max * KEY_BYTES);
-    this.#streamKeys = Buffer.alloc(max * KEY_BYTES);
-    this.#salts = Buffer.alloc(max * SALT_BYTES);
+    this.#keys = Buffer.alloc(max * WIDTH);
+    this.#streamKeys = Buffer.alloc(max * WIDTH);
+    this.#salts = Buffer.alloc(max * WIDTH);
     this.#indexes = new Float64Array(max).fill(-1);
     this.#gens = new Uint32Array(max);
   }
@@ -66,7 +74,7 @@ export class KeyCache {
       this.#slots.set(id, slot);
       this.#wipe(slot);
     }
-    key.expose().copy(this.#keys, slot * KEY_BYTES);
+    at(this.#keys, slot).set(key.expose());
     return this.#copy(slot);
   }
 
@@ -76,11 +84,11 @@ export class KeyCache {
   }
 
   clear(): void {
-    for (const [id, slot] of this.#slots) this.#drop(id, slot);
+    this.deleteWhere(() => true);
   }
 
   #copy(slot: number): SecretKey {
-    return SecretKey.from(this.#keys.subarray(slot * KEY_BYTES, (slot + 1) * KEY_BYTES), new SlotDerived(this, slot, this.#gens[slot]!));
+    return SecretKey.from(at(this.#keys, slot), new SlotDerived(this, slot, this.#gens[slot]!));
   }
 
   #drop(id: string, slot: number): void {
@@ -90,8 +98,8 @@ export class KeyCache {
   }
 
   #wipe(slot: number): void {
-    this.#keys.fill(0, slot * KEY_BYTES, (slot + 1) * KEY_BYTES);
-    this.#streamKeys.fill(0, slot * KEY_BYTES, (slot + 1) * KEY_BYTES);
+    at(this.#keys, slot).fill(0);
+    at(this.#streamKeys, slot).fill(0);
     this.#indexes[slot] = -1;
     this.#gens[slot] = (this.#gens[slot]! + 1) >>> 0;
   }
@@ -99,15 +107,14 @@ export class KeyCache {
   /** @internal The stream key kept in `slot` for (index, salt), if the slot is still `gen`. */
   derived(slot: number, gen: number, index: number, salt: Uint8Array): Buffer | undefined {
     if (this.#gens[slot] !== gen || this.#indexes[slot] !== index) return undefined;
-    if (this.#salts.compare(salt, 0, SALT_BYTES, slot * SALT_BYTES, (slot + 1) * SALT_BYTES) !== 0) return undefined;
-    return this.#streamKeys.subarray(slot * KEY_BYTES, (slot + 1) * KEY_BYTES);
+    return at(this.#salts, slot).equals(salt) ? at(this.#streamKeys, slot) : undefined;
   }
 
   /** @internal Keeps a stream key in `slot` (in place of the one kept), if the slot is still `gen`. */
   keepDerived(slot: number, gen: number, index: number, salt: Uint8Array, key: Uint8Array): void {
-    if (this.#gens[slot] !== gen || salt.length !== SALT_BYTES || key.length !== KEY_BYTES) return;
-    this.#salts.set(salt, slot * SALT_BYTES);
-    this.#streamKeys.set(key, slot * KEY_BYTES);
+    if (this.#gens[slot] !== gen || salt.length !== WIDTH || key.length !== WIDTH) return;
+    at(this.#salts, slot).set(salt);
+    at(this.#streamKeys, slot).set(key);
     this.#indexes[slot] = index;
   }
 }
