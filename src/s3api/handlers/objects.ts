@@ -156,6 +156,9 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
  * line goes out, so damage found there is a clean 500; later damage aborts the connection, so
  * a client sees an error, never wrong bytes.
  */
+/** Windows this large, or larger, are not joined with the response header over TLS. */
+const SEPARATE_HEADER_MIN = 64 * 1024;
+
 async function streamOut(ctx: S3Context, status: number, headers: Record<string, string | number>, windows: PlainWindows): Promise<void> {
   const res = ctx.res;
   // Windows handed to the socket and not yet released: a closed connection may never call
@@ -174,6 +177,10 @@ async function streamOut(ctx: S3Context, status: number, headers: Record<string,
     let r = await windows.next();
     res.statusCode = status;
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    // Over TLS, a write of the header and a window together is copied whole into one buffer
+    // before encryption (node's TLSWrap joins the pieces of a writev); the header alone first
+    // spares a large window that copy.
+    if (!r.done && r.value.data.length >= SEPARATE_HEADER_MIN && (ctx.req.socket as { encrypted?: boolean }).encrypted) res.flushHeaders();
     while (!r.done) {
       const w = r.value;
       if (res.destroyed) {
