@@ -204,36 +204,59 @@ function cofferTarget(secure: boolean): TargetDef {
   };
 }
 
-const s3rverTarget: TargetDef = {
-  name: 's3rver',
-  label: 's3rver (no encryption)',
-  async start() {
-    const dir = workDir('s3rver-bench-');
-    const bin = join(REPO, 'node_modules', 's3rver', 'bin', 's3rver.js');
-    const child = startChild(process.execPath, [bin, '-d', dir, '-a', '127.0.0.1', '-p', '0', '--silent'], { cwd: REPO });
-    const remove = atExit(() => removeDataDir(dir));
-    const stop = async () => {
-      await child.stop();
-      removeDataDir(dir);
-      remove();
-    };
-    let port: string;
-    try {
-      port = (await child.waitFor(/S3rver listening on [\d.]+:(\d+)/))[1]!;
-    } catch (e) {
-      await stop();
-      throw e;
-    }
-    const version = JSON.parse(readFileSync(join(REPO, 'node_modules', 's3rver', 'package.json'), 'utf8')).version;
-    return {
-      endpoint: { url: `http://127.0.0.1:${port}`, creds: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1' } },
-      procs: [{ label: 's3rver', pid: child.pid }],
-      storesData: true,
-      info: `s3rver ${version}, HTTP, files on disk, MD5 ETag`,
-      stop,
-    };
-  },
-};
+/** A self-signed ECDSA P-256 certificate for 127.0.0.1 and localhost in `dir`: key.pem, cert.pem. */
+function selfSignedCert(dir: string): { key: string; cert: string; ca: Buffer } {
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  runSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout', key, '-out', cert,
+  ]);
+  return { key, cert, ca: readFileSync(cert) };
+}
+
+/** s3rver over HTTP, or over HTTPS (its --key/--cert) to compare Coffer's HTTPS like for like. */
+function s3rverTarget(secure: boolean): TargetDef {
+  return {
+    name: secure ? 's3rver-https' : 's3rver',
+    label: secure ? 's3rver HTTPS (no encryption)' : 's3rver (no encryption)',
+    async start() {
+      const dir = workDir('s3rver-bench-');
+      const tlsDir = secure ? workDir('s3rver-tls-') : undefined;
+      const tls = tlsDir ? selfSignedCert(tlsDir) : undefined;
+      const bin = join(REPO, 'node_modules', 's3rver', 'bin', 's3rver.js');
+      const args = [bin, '-d', dir, '-a', '127.0.0.1', '-p', '0', '--silent', ...(tls ? ['--key', tls.key, '--cert', tls.cert] : [])];
+      const child = startChild(process.execPath, args, { cwd: REPO });
+      const remove = atExit(() => removeDataDir(dir));
+      const stop = async () => {
+        await child.stop();
+        removeDataDir(dir);
+        if (tlsDir) rmSync(tlsDir, { recursive: true, force: true });
+        remove();
+      };
+      let port: string;
+      try {
+        port = (await child.waitFor(/S3rver listening on [\d.]+:(\d+)/))[1]!;
+      } catch (e) {
+        await stop();
+        throw e;
+      }
+      const version = JSON.parse(readFileSync(join(REPO, 'node_modules', 's3rver', 'package.json'), 'utf8')).version;
+      return {
+        endpoint: {
+          url: `${secure ? 'https' : 'http'}://127.0.0.1:${port}`,
+          ...(tls ? { ca: tls.ca } : {}),
+          creds: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1' },
+        },
+        procs: [{ label: 's3rver', pid: child.pid }],
+        storesData: true,
+        info: `s3rver ${version}, ${secure ? 'HTTPS (ECDSA P-256 cert)' : 'HTTP'}, files on disk, MD5 ETag`,
+        stop,
+      };
+    },
+  };
+}
 
 function bareTarget(secure: boolean): TargetDef {
   return {
@@ -245,13 +268,9 @@ function bareTarget(secure: boolean): TargetDef {
       let ca: Buffer | undefined;
       if (secure) {
         dir = workDir('bare-tls-');
-        runSync('openssl', [
-          'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-          '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-          '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-        ]);
-        ca = readFileSync(join(dir, 'cert.pem'));
-        args.push('--tls', join(dir, 'cert.pem'), join(dir, 'key.pem'));
+        const tls = selfSignedCert(dir);
+        ca = tls.ca;
+        args.push('--tls', tls.cert, tls.key);
       }
       const child = startChild(process.execPath, args, { cwd: REPO });
       const url = (await child.waitFor(/bare listening on (\S+)/))[1]!;
@@ -340,16 +359,18 @@ const rgwTarget: TargetDef = {
   },
 };
 
-export const ALL_TARGETS: TargetDef[] = [bareTarget(false), bareTarget(true), cofferTarget(false), cofferTarget(true), s3rverTarget, rgwTarget];
+export const ALL_TARGETS: TargetDef[] = [bareTarget(false), bareTarget(true), cofferTarget(false), cofferTarget(true), s3rverTarget(false), s3rverTarget(true), rgwTarget];
 
-/** BENCH_TARGETS=coffer-http,bare selects by name or name prefix ("bare" = bare-http, bare-https). */
+/** BENCH_TARGETS=coffer-http,bare selects by name or name prefix ("bare" = bare-http, bare-https; "s3rver" = s3rver alone). */
 export function selectTargets(spec: string | undefined, rgw: boolean): TargetDef[] {
   let list = ALL_TARGETS;
   if (spec && spec.trim()) {
     const toks = spec.split(',').map((s) => s.trim()).filter(Boolean);
     const unknown = toks.filter((t) => !ALL_TARGETS.some((d) => d.name === t || d.name.startsWith(t + '-')));
     if (unknown.length) throw new Error(`unknown BENCH_TARGETS entries: ${unknown.join(', ')} (known: ${ALL_TARGETS.map((d) => d.name).join(', ')})`);
-    list = ALL_TARGETS.filter((d) => toks.some((t) => d.name === t || d.name.startsWith(t + '-')));
+    // A target's own name selects it alone ("s3rver"), any other token its prefix ("bare").
+    const names = new Set(ALL_TARGETS.map((d) => d.name));
+    list = ALL_TARGETS.filter((d) => toks.some((t) => d.name === t || (!names.has(t) && d.name.startsWith(t + '-'))));
   }
   return rgw ? list : list.filter((d) => d.name !== 'rgw');
 }
