@@ -22,6 +22,7 @@ import { KMS_FIGURES, runKms, SSE_KMS_FIGURES, SSE_KMS_PHASES } from './lib/kms.
 import { MiB } from './lib/payload.ts';
 import { selectTargets, type TargetDef } from './lib/targets.ts';
 import { makePlan, progress, runHuge, runStandard, type PhaseResult, type TargetResult } from './lib/workloads.ts';
+import { formatHostSpeed, hostSpeed, type HostSpeed } from './lib/host-speed.ts';
 
 const quick = process.env.BENCH_QUICK === '1' || process.env.BENCH_QUICK === 'true';
 const rgwOn = !['0', 'false', 'no'].includes((process.env.BENCH_RGW ?? '1').toLowerCase());
@@ -46,9 +47,25 @@ function machine(): string[] {
   ];
 }
 
+/** The range of one core's AES-GCM and MD5 rates measured before each target (the host's phase). */
+function hostSpeedLine(results: TargetResult[]): string {
+  const s = results.map((r) => r.hostSpeed).filter((x): x is HostSpeed => x !== undefined);
+  if (s.length === 0) return 'Host speed: not measured (no openssl).';
+  const range = (xs: number[], unit: number, digits: number) => {
+    const lo = Math.min(...xs) / unit;
+    const hi = Math.max(...xs) / unit;
+    return lo.toFixed(digits) === hi.toFixed(digits) ? lo.toFixed(digits) : `${lo.toFixed(digits)}-${hi.toFixed(digits)}`;
+  };
+  return (
+    `Host speed (one core, openssl speed before each target): AES-128-GCM ${range(s.map((x) => x.aesGcm), 1e9, 2)} GB/s, ` +
+    `MD5 ${range(s.map((x) => x.md5), 1e6, 0)} MB/s (per target under Details).`
+  );
+}
+
 async function runTarget(def: TargetDef): Promise<TargetResult> {
   const result: TargetResult = { name: def.name, label: def.label, phases: {}, verified: [], problems: [] };
-  progress(`\n== ${def.label} [${def.name}]: starting`);
+  result.hostSpeed = hostSpeed();
+  progress(`\n== ${def.label} [${def.name}]: starting${result.hostSpeed ? ` (one core: ${formatHostSpeed(result.hostSpeed)})` : ''}`);
   let running: Awaited<ReturnType<TargetDef['start']>> | undefined;
   try {
     running = await def.start();
@@ -250,6 +267,7 @@ function details(results: TargetResult[]): string {
   const out: string[] = ['Details (per phase: ops, seconds, throughput, latency; CPU in cores: server all threads (its main thread), load generator, everything else):'];
   for (const r of results) {
     out.push(`${r.label} [${r.name}]${r.info ? ': ' + r.info : ''}`);
+    if (r.hostSpeed) out.push(`  one core of the host just before: ${formatHostSpeed(r.hostSpeed)}`);
     if (r.unavailable) {
       out.push(`  unavailable: ${r.unavailable}`);
       continue;
@@ -280,6 +298,7 @@ async function main(): Promise<void> {
     '',
     `Coffer benchmark (${quick ? 'BENCH_QUICK=1: smoke run, small counts, not comparable' : 'full run'}), ${new Date().toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
     ...machine(),
+    hostSpeedLine(results),
     `1 MiB: concurrency ${plan.small.concurrency}, up to ${plan.small.maxOps} objects or ${plan.small.maxMs / 1000} s per direction; ` +
       `4 KiB: concurrency ${plan.tiny.concurrency}, up to ${plan.tiny.maxOps} requests or ${plan.tiny.maxMs / 1000} s; ` +
       `256 MiB: ${plan.large.count} sequential; ${HUGE}: one object, PUT then GET.` +

@@ -6,6 +6,7 @@ import { HttpError, S3Client, type Result } from './client.ts';
 import { GiB, KiB, MiB, patternChunks, patternSha256, randomPayload } from './payload.ts';
 import { cpuSeconds, machineBusySeconds, PeakRss, rssBytes } from './procs.ts';
 import type { Running } from './targets.ts';
+import type { HostSpeed } from './host-speed.ts';
 
 export const BUCKET = 'bench-bucket';
 
@@ -91,6 +92,8 @@ export interface TargetResult {
   hugeIdleRss?: Record<string, number>;
   hugeFreshServer?: boolean;
   tableProcs?: string[];
+  /** One core's AES-GCM and MD5 rates just before the target started (bench/lib/host-speed.ts). */
+  hostSpeed?: HostSpeed;
 }
 
 function percentile(sorted: number[], p: number): number {
