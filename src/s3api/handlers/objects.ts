@@ -150,15 +150,15 @@ export async function getObject(ctx: S3Context, objects: ObjectService, head: bo
   await streamOut(ctx, status, headers, windows);
 }
 
+/** Windows this large, or larger, are not joined with the response header over TLS. */
+const SEPARATE_HEADER_MIN = 64 * 1024;
+
 /**
  * Sends plaintext windows straight from the memory they were decrypted into, releasing each once
  * the socket has taken it. The first window (verified segments) is awaited before the status
  * line goes out, so damage found there is a clean 500; later damage aborts the connection, so
  * a client sees an error, never wrong bytes.
  */
-/** Windows this large, or larger, are not joined with the response header over TLS. */
-const SEPARATE_HEADER_MIN = 64 * 1024;
-
 async function streamOut(ctx: S3Context, status: number, headers: Record<string, string | number>, windows: PlainWindows): Promise<void> {
   const res = ctx.res;
   // Windows handed to the socket and not yet released: a closed connection may never call
