@@ -1,0 +1,57 @@
+// The benchmark's target list (bench/lib/targets.ts): which BENCH_TARGETS select what, and the
+// s3rver-over-HTTPS target (s3rver's own --key/--cert) really serving S3 over TLS, so the
+// bench's like-for-like HTTPS comparison measures what it says.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { S3Client } from '../../bench/lib/client.ts';
+import { ALL_TARGETS, selectTargets } from '../../bench/lib/targets.ts';
+
+const names = (spec: string | undefined, rgw = false) => selectTargets(spec, rgw).map((t) => t.name);
+
+describe('bench targets', () => {
+  test('a target name selects it alone; any other token selects its prefix', () => {
+    assert.deepEqual(names('s3rver'), ['s3rver']);
+    assert.deepEqual(names('s3rver-https'), ['s3rver-https']);
+    assert.deepEqual(names('bare'), ['bare-http', 'bare-https']);
+    assert.deepEqual(names('coffer,s3rver'), ['coffer-http', 'coffer-https', 's3rver']);
+    assert.deepEqual(names('rgw', true), ['rgw']);
+    assert.deepEqual(names('rgw', false), []);
+    assert.throws(() => names('nope'), /unknown BENCH_TARGETS entries: nope/);
+  });
+
+  test('by default every target but Ceph when it is off, s3rver over HTTPS among them', () => {
+    assert.deepEqual(names(undefined), ['bare-http', 'bare-https', 'coffer-http', 'coffer-https', 's3rver', 's3rver-https']);
+    assert.equal(names(undefined, true).length, ALL_TARGETS.length);
+  });
+
+  test('s3rver-https serves PUT and GET over TLS, trusting only its own certificate', async () => {
+    const def = ALL_TARGETS.find((t) => t.name === 's3rver-https')!;
+    const running = await def.start();
+    try {
+      assert.match(running.endpoint.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      assert.ok(running.endpoint.ca, 'a CA to trust');
+      const client = new S3Client(running.endpoint, 4);
+      try {
+        await client.createBucket('bench-targets');
+        const data = randomBytes(70_000);
+        assert.equal((await client.put('bench-targets', 'k', data)).status, 200);
+        const got = await client.get('bench-targets', 'k', true);
+        assert.equal(got.status, 200);
+        assert.equal(got.bytes, data.length);
+        assert.equal(got.sha256, createHash('sha256').update(data).digest('hex'));
+      } finally {
+        client.close();
+      }
+      // Without the certificate the connection is refused (it is TLS, and not trusted by default).
+      const untrusting = new S3Client({ ...running.endpoint, ca: undefined }, 1);
+      try {
+        await assert.rejects(untrusting.get('bench-targets', 'k'), /certificate/i);
+      } finally {
+        untrusting.close();
+      }
+    } finally {
+      await running.stop();
+    }
+  });
+});
