@@ -83,9 +83,22 @@ class Md5Pool {
     if (this.hashes.delete(id) && this.hashes.size === 0) this.worker.unref();
   }
 
+  /**
+   * Messages go out together once per turn of the event loop (setImmediate): a message is a
+   * wake-up of the worker, and one turn handles many chunks of many uploads. The worker waits
+   * for company anyway; what waits here is at most the rest of this turn.
+   */
+  private outbox: ToMd5Worker[] = [];
+
   post(m: ToMd5Worker): void {
-    this.worker.postMessage(m);
+    if (this.outbox.push(m) === 1) setImmediate(this.sendOutbox);
   }
+
+  private readonly sendOutbox = () => {
+    const batch = this.outbox;
+    this.outbox = [];
+    this.worker.postMessage(batch);
+  };
 
   forget(id: number): void {
     this.drop(id);

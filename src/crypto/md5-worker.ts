@@ -215,7 +215,13 @@ function streamOf(id: number): Stream {
   return s;
 }
 
-port.on('message', (m: ToMd5Worker) => {
+/** The main thread sends its messages in batches, one per turn of its event loop. */
+port.on('message', (batch: ToMd5Worker[]) => {
+  for (const m of batch) take(m);
+  schedule();
+});
+
+function take(m: ToMd5Worker): void {
   if (m.t === 'u') {
     const pos = slotsAt + m.slot * slotBytes;
     streamOf(m.id).batches.push({ slot: m.slot, n: m.n, pos, end: pos + m.n, at: performance.now() });
@@ -230,7 +236,5 @@ port.on('message', (m: ToMd5Worker) => {
     streams.delete(m.id);
     for (const b of s?.batches ?? []) acks.push(m.id, b.slot, b.n);
     flush();
-    return;
   }
-  schedule();
-});
+}
