@@ -13,7 +13,7 @@ import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../shared/module-worker.ts';
 import { shareSlabsWith, type Slot } from '../shared/slots.ts';
 import { CryptoError } from '../shared/errors.ts';
-import type { DecryptJob, DecryptReply, SealReply } from './crypto-worker.ts';
+import type { DecryptJob, DecryptReply, SealReply, ToWorker } from './crypto-worker.ts';
 import type { SecretKey } from './keys.ts';
 
 /** Segments per window: 1 MiB of plaintext (a window's blob bytes fill one slot). */
@@ -48,9 +48,31 @@ export function unlisten(id: number, w: Worker): void {
   if (mine?.delete(id) && mine.size === 0) w.unref();
 }
 
+/**
+ * Messages to a worker go out together once per turn of the event loop (setImmediate), in the
+ * order given: each message is a wake-up of the worker, and one turn of the main thread often
+ * starts several jobs (windows read ahead, stages of several uploads). Transferred buffers go
+ * with their batch.
+ */
+const outboxes = new Map<Worker, { msgs: ToWorker[]; transfer: ArrayBuffer[] }>();
+
+export function send(w: Worker, m: ToWorker, transfer?: ArrayBuffer): void {
+  let box = outboxes.get(w);
+  if (!box) {
+    const b = (box = { msgs: [], transfer: [] });
+    outboxes.set(w, b);
+    setImmediate(() => {
+      outboxes.delete(w);
+      w.postMessage(b.msgs, b.transfer);
+    });
+  }
+  box.msgs.push(m);
+  if (transfer) box.transfer.push(transfer);
+}
+
 function startWorker(): Worker {
   const w = startModuleWorker(import.meta.url, './crypto-worker');
-  const unshare = shareSlabsWith((m) => w.postMessage(m));
+  const unshare = shareSlabsWith((m) => send(w, m));
   w.on('message', (m: DecryptReply | SealReply) => listeners.get(w)?.get(m.id)?.onMessage(m));
   const fail = (err: Error) => {
     unshare();
@@ -110,7 +132,7 @@ export function decryptInSlot(
       w,
     );
     // The key's copy goes with the message (transferred): none is left here.
-    w.postMessage(job, [job.key.buffer as ArrayBuffer]);
+    send(w, job, job.key.buffer as ArrayBuffer);
   });
 }
 

@@ -150,7 +150,12 @@ function decrypt(j: DecryptJob): number {
   }
 }
 
-parentPort!.on('message', (m: ToWorker) => {
+/** The main thread sends its messages in batches, one per turn of its event loop (crypto-offload.ts). */
+parentPort!.on('message', (batch: ToWorker[]) => {
+  for (const m of batch) take(m);
+});
+
+function take(m: ToWorker): void {
   switch (m.t) {
     case 'slab':
       slots.add(m);
@@ -184,4 +189,4 @@ parentPort!.on('message', (m: ToWorker) => {
       }
       return;
   }
-});
+}

@@ -22,7 +22,7 @@ import { copyIntoShared, PAGE } from '../shared/aligned-memory.ts';
 import { S3Error } from '../shared/errors.ts';
 import { returnSlot, SLOT_BYTES, takeSlot, type Slot } from '../shared/slots.ts';
 import type { Stage, StageSource } from '../shared/stages.ts';
-import { listen, newJobId, theWorker, unlisten, type Listener } from './crypto-offload.ts';
+import { listen, newJobId, send, theWorker, unlisten, type Listener } from './crypto-offload.ts';
 import type { SealOpen, SealReply, SealStage } from './crypto-worker.ts';
 import { buildHeader, deriveStreamKey, encryptedSize, HEADER_SIZE, SALT_SIZE, SEGMENT_SIZE, TAG_SIZE, type PlainTap } from './format.ts';
 import { systemRng, type Rng, type SecretKey } from './keys.ts';
@@ -119,7 +119,7 @@ export class SealedStages implements StageSource {
     const listener: Listener = { onMessage: (m) => this.#onReply(m as SealReply), onFail: (e) => this.#onWorkerGone(e) };
     listen(this.#id, listener, this.#worker);
     // The key's copy goes with the message (transferred): none is left here.
-    this.#worker.postMessage(open, [open.key.buffer as ArrayBuffer]);
+    send(this.#worker, open, open.key.buffer as ArrayBuffer);
     source.on('data', this.#onData);
     source.on('end', this.#onEnd);
     source.on('error', this.#onError);
@@ -223,7 +223,7 @@ export class SealedStages implements StageSource {
     this.#filling = undefined;
     this.#inWorker.push({ slot, stage, to });
     const m: SealStage = { t: 'seal', id: this.#id, slot: slot.index, stageStart: stage * this.stageBytes, to };
-    this.#worker.postMessage(m);
+    send(this.#worker, m);
   }
 
   // ---- the worker side ----
@@ -291,7 +291,7 @@ export class SealedStages implements StageSource {
     this.#blocked = undefined;
     this.#source.off('data', this.#onData);
     this.#source.pause();
-    this.#worker.postMessage({ t: 'seal-drop', id: this.#id });
+    send(this.#worker, { t: 'seal-drop', id: this.#id });
     if (this.#filling) this.#giveBack(this.#filling.slot);
     this.#filling = undefined;
     // Sealed stages not given out go back now; those given out, when the store releases them.
