@@ -51,23 +51,35 @@ export function unlisten(id: number, w: Worker): void {
 /**
  * Messages to a worker go out together once per turn of the event loop (setImmediate), in the
  * order given: each message is a wake-up of the worker, and one turn of the main thread often
- * starts several jobs (windows read ahead, stages of several uploads). Transferred buffers go
- * with their batch.
+ * has several uploads' messages (openings, stages). Transferred buffers go with their batch.
+ * `now` sends the batch at once, this message last: a GET's windows are decrypted one after
+ * the other as their reads complete, and holding each to the end of the turn measured -5% on
+ * a single 256 MiB GET.
  */
-const outboxes = new Map<Worker, { msgs: ToWorker[]; transfer: ArrayBuffer[] }>();
+interface Outbox {
+  msgs: ToWorker[];
+  transfer: ArrayBuffer[];
+  sent: boolean;
+}
+const outboxes = new Map<Worker, Outbox>();
 
-export function send(w: Worker, m: ToWorker, transfer?: ArrayBuffer): void {
+function post(w: Worker, box: Outbox): void {
+  if (box.sent) return;
+  box.sent = true;
+  if (outboxes.get(w) === box) outboxes.delete(w);
+  w.postMessage(box.msgs, box.transfer);
+}
+
+export function send(w: Worker, m: ToWorker, transfer?: ArrayBuffer, now = false): void {
   let box = outboxes.get(w);
   if (!box) {
-    const b = (box = { msgs: [], transfer: [] });
+    const b: Outbox = (box = { msgs: [], transfer: [], sent: false });
     outboxes.set(w, b);
-    setImmediate(() => {
-      outboxes.delete(w);
-      w.postMessage(b.msgs, b.transfer);
-    });
+    if (!now) setImmediate(() => post(w, b));
   }
   box.msgs.push(m);
   if (transfer) box.transfer.push(transfer);
+  if (now) post(w, box);
 }
 
 function startWorker(): Worker {
@@ -132,7 +144,7 @@ export function decryptInSlot(
       w,
     );
     // The key's copy goes with the message (transferred): none is left here.
-    send(w, job, job.key.buffer as ArrayBuffer);
+    send(w, job, job.key.buffer as ArrayBuffer, true);
   });
 }
 
