@@ -10,7 +10,7 @@
 // of new external memory each time and run full garbage collections to match, which cost more
 // than the decryption itself.
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../shared/module-worker.ts';
+import { Outbox, startModuleWorker } from '../shared/module-worker.ts';
 import { shareSlabsWith, type Slot } from '../shared/slots.ts';
 import { CryptoError } from '../shared/errors.ts';
 import type { DecryptJob, DecryptReply, SealReply, ToWorker } from './crypto-worker.ts';
@@ -49,37 +49,17 @@ export function unlisten(id: number, w: Worker): void {
 }
 
 /**
- * Messages to a worker go out together once per turn of the event loop (setImmediate), in the
- * order given: each message is a wake-up of the worker, and one turn of the main thread often
- * has several uploads' messages (openings, stages). Transferred buffers go with their batch.
- * `now` sends the batch at once, this message last: a GET's windows are decrypted one after
- * the other as their reads complete, and holding each to the end of the turn measured -5% on
- * a single 256 MiB GET.
+ * Each worker's outbox (shared/module-worker.ts): stages and openings of uploads go out once per
+ * turn; a GET window's decryption goes at once (`now`: the windows are decrypted one after the
+ * other as their reads complete, and holding each to the end of the turn measured -5% on a
+ * single 256 MiB GET).
  */
-interface Outbox {
-  msgs: ToWorker[];
-  transfer: ArrayBuffer[];
-  sent: boolean;
-}
-const outboxes = new Map<Worker, Outbox>();
-
-function post(w: Worker, box: Outbox): void {
-  if (box.sent) return;
-  box.sent = true;
-  if (outboxes.get(w) === box) outboxes.delete(w);
-  w.postMessage(box.msgs, box.transfer);
-}
+const outboxes = new WeakMap<Worker, Outbox<ToWorker>>();
 
 export function send(w: Worker, m: ToWorker, transfer?: ArrayBuffer, now = false): void {
   let box = outboxes.get(w);
-  if (!box) {
-    const b: Outbox = (box = { msgs: [], transfer: [], sent: false });
-    outboxes.set(w, b);
-    if (!now) setImmediate(() => post(w, b));
-  }
-  box.msgs.push(m);
-  if (transfer) box.transfer.push(transfer);
-  if (now) post(w, box);
+  if (!box) outboxes.set(w, (box = new Outbox(w)));
+  box.send(m, transfer, now);
 }
 
 function startWorker(): Worker {

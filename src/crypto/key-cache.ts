@@ -53,8 +53,7 @@ export class KeyCache {
   get(id: string): SecretKey | undefined {
     const slot = this.#slots.get(id);
     if (slot === undefined) return undefined;
-    this.#slots.delete(id);
-    this.#slots.set(id, slot);
+    this.#touch(id, slot);
     return this.#copy(slot);
   }
 
@@ -70,8 +69,7 @@ export class KeyCache {
       this.#slots.set(id, slot);
     } else {
       // Kept again: the most recently used now, its old key and stream key wiped.
-      this.#slots.delete(id);
-      this.#slots.set(id, slot);
+      this.#touch(id, slot);
       this.#wipe(slot);
     }
     at(this.#keys, slot).set(key.expose());
@@ -85,6 +83,12 @@ export class KeyCache {
 
   clear(): void {
     this.deleteWhere(() => true);
+  }
+
+  /** Makes `id` the most recently used (a Map iterates in insertion order). */
+  #touch(id: string, slot: number): void {
+    this.#slots.delete(id);
+    this.#slots.set(id, slot);
   }
 
   #copy(slot: number): SecretKey {

@@ -10,7 +10,7 @@
 // not memory growth; when every slot is taken, partly filled ones are sent as they are and the
 // writer waits for one to come back.
 import type { Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../shared/module-worker.ts';
+import { Outbox, startModuleWorker } from '../shared/module-worker.ts';
 import { CONTROL_BYTES } from './md5-lanes.ts';
 import { copyIntoShared } from '../shared/aligned-memory.ts';
 import type { FromMd5Worker, Md5WorkerData, ToMd5Worker } from './md5-worker.ts';
@@ -26,6 +26,8 @@ if (CONTROL_BYTES > SLOTS_AT) throw new Error('md5 control area overlaps the slo
 
 class Md5Pool {
   private readonly worker: Worker;
+  /** Messages go out once per turn of the event loop: the worker waits for company anyway. */
+  private readonly outbox: Outbox<ToMd5Worker>;
   readonly bytes: Buffer;
   private readonly free: number[] = [];
   private slotWaiters: (() => void)[] = [];
@@ -41,6 +43,7 @@ class Md5Pool {
     for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);
     const data: Md5WorkerData = { memory, slotsAt: SLOTS_AT, slotBytes: SLOT_BYTES };
     this.worker = startModuleWorker(import.meta.url, './md5-worker', { workerData: data });
+    this.outbox = new Outbox(this.worker);
     this.worker.on('message', (m: FromMd5Worker) => {
       const { acks } = m;
       for (let i = 0; i < acks.length; i += 3) {
@@ -83,22 +86,9 @@ class Md5Pool {
     if (this.hashes.delete(id) && this.hashes.size === 0) this.worker.unref();
   }
 
-  /**
-   * Messages go out together once per turn of the event loop (setImmediate): a message is a
-   * wake-up of the worker, and one turn handles many chunks of many uploads. The worker waits
-   * for company anyway; what waits here is at most the rest of this turn.
-   */
-  private outbox: ToMd5Worker[] = [];
-
   post(m: ToMd5Worker): void {
-    if (this.outbox.push(m) === 1) setImmediate(this.sendOutbox);
+    this.outbox.send(m);
   }
-
-  private readonly sendOutbox = () => {
-    const batch = this.outbox;
-    this.outbox = [];
-    this.worker.postMessage(batch);
-  };
 
   forget(id: number): void {
     this.drop(id);

@@ -13,3 +13,37 @@ export function startModuleWorker(callerUrl: string, entry: string, options: Wor
   }
   return new Worker(new URL(`${entry}.js`, callerUrl), options);
 }
+
+/**
+ * Messages to a worker, sent together once per turn of the event loop (setImmediate), in the
+ * order given, each batch as one array: a message is a wake-up of the worker, and one turn of
+ * the main thread often has several (chunks and stages of several uploads). Transferred buffers
+ * go with their batch. `now` sends the batch at once, this message last (what must not wait).
+ */
+export class Outbox<M> {
+  #msgs: M[] = [];
+  #transfer: ArrayBuffer[] = [];
+  #scheduled = false;
+
+  constructor(private readonly worker: Worker) {}
+
+  send(m: M, transfer?: ArrayBuffer, now = false): void {
+    this.#msgs.push(m);
+    if (transfer) this.#transfer.push(transfer);
+    if (now) this.#flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    if (this.#msgs.length === 0) return;
+    const msgs = this.#msgs;
+    const transfer = this.#transfer;
+    this.#msgs = [];
+    this.#transfer = [];
+    this.worker.postMessage(msgs, transfer);
+  };
+}
