@@ -20,6 +20,7 @@ import { PolicyService } from './service/policies.ts';
 import { loadRootKey, verifyRootKey, type LoadedRootKey } from './service/root-key.ts';
 import { watchFreeSpace } from './service/free-space.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
+import { setWorkerNice } from './shared/module-worker.ts';
 import { FsBlobStore } from './storage/fs-blob/fs-blob-store.ts';
 import { SqliteMetadataStore } from './storage/sqlite-meta/sqlite-metadata-store.ts';
 import type { MetadataStore } from './storage/ports.ts';
@@ -109,6 +110,7 @@ export const QUOTA_STATUS_SETTING = 'kms-quota-status';
 /** `now`: the clock of key lifecycles (KMS deletion windows and rotation, Bucket Key lifetimes); tests inject one. */
 export async function startCoffer(config: Config, opts: { log?: Logger; now?: () => number } = {}): Promise<RunningCoffer> {
   const log = opts.log ?? createLogger(config.logLevel);
+  setWorkerNice(config.workerNice);
   const stores = await openStores(config);
   const { meta, blobs, masterKeys } = stores;
   // The KMS is built once identities are loaded (below); S3 reaches it through this reference.

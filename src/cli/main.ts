@@ -43,6 +43,7 @@ dataDirOptions(
     .option('--trust-proxy-tls <addresses>', 'comma-separated IP addresses of TLS-terminating proxies whose X-Forwarded-Proto: https is believed (SSE-C, aws:SecureTransport); env COFFER_TRUST_PROXY_TLS')
     .option('--min-free-space <floor>', 'warn in the log when the data directory\'s file system has less free space than this: a share ("5%") or a size ("10GiB") (env COFFER_MIN_FREE_SPACE; default 5%)')
     .option('--kms-quota <n>', 'KMS cryptographic operations (Encrypt, Decrypt, GenerateDataKey...) per second per account on this node, 0 = no quota (env COFFER_KMS_QUOTA; default 5500)')
+    .option('--worker-nice <n>', 'run the MD5 and encryption worker threads this many nice steps below the thread that serves requests, 0 to 19 (Linux; env COFFER_WORKER_NICE; default 10)')
     .addOption(new Option('--log-level <level>', 'log level (env COFFER_LOG_LEVEL; default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .addHelpText(
       'after',

@@ -41,6 +41,11 @@ export interface Config {
   readonly trustProxyTls: readonly string[];
   /** Warn when the data directory's file system has less free space than this. */
   readonly minFreeSpace: SpaceFloor;
+  /**
+   * Nice steps the worker threads (MD5, AES-GCM) run below the event loop's thread (Linux; 0 =
+   * the same priority): on a busy machine the thread every request waits on gets a core first.
+   */
+  readonly workerNice: number;
 }
 
 export interface RawOptions {
@@ -62,9 +67,13 @@ export interface RawOptions {
   allowSseCInNewBuckets?: boolean;
   trustProxyTls?: string[] | string;
   minFreeSpace?: string;
+  workerNice?: string | number;
 }
 
 export class ConfigError extends Error {}
+
+/** See Config.workerNice (docs/performance.md, "Session 13"). */
+export const DEFAULT_WORKER_NICE = 10;
 
 export function parseAddress(text: string, what: string): ListenAddress | null {
   if (text === 'off' || text === '') return null;
@@ -128,6 +137,9 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   const floorText = pick(opts.minFreeSpace, 'COFFER_MIN_FREE_SPACE', '5%')!;
   const minFreeSpace = parseSpaceFloor(floorText);
   if (!minFreeSpace) throw new ConfigError(`--min-free-space: a share ("5%") or a size ("10GiB", "500MB"), got "${floorText}"`);
+  const niceText = pick(opts.workerNice?.toString(), 'COFFER_WORKER_NICE', String(DEFAULT_WORKER_NICE))!.trim();
+  const workerNice = Number(niceText);
+  if (!/^\d+$/.test(niceText) || workerNice > 19) throw new ConfigError(`--worker-nice: a whole number of nice steps from 0 to 19, got "${niceText}"`);
   return Object.freeze({
     dataDir: pick(opts.dataDir, 'COFFER_DATA_DIR', './data')!,
     http,
@@ -149,5 +161,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     allowSseCInNewBuckets,
     trustProxyTls: Object.freeze(trustProxyTls),
     minFreeSpace,
+    workerNice,
   });
 }

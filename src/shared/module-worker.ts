@@ -1,17 +1,41 @@
 // Worker threads whose entry is a module next to the caller: compiled JavaScript in dist/, or
 // the TypeScript sources (tests, a checkout without a build), where the worker registers the
 // same loader (tsx) before it imports its entry.
+import { getPriority, setPriority } from 'node:os';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
-/** Starts `entry` ('./name', without extension) relative to `callerUrl` (import.meta.url). */
+/** What the workers' threads are told in their environment: how far to lower their priority. */
+const NICE_ENV = 'COFFER_WORKER_NICE';
+let workerNice = 10;
+
+/**
+ * Nice steps below the starting thread that workers started from now on take (Config.workerNice;
+ * 10 unless set). The MD5 and AES-GCM workers are throughput work that the thread serving every
+ * request hands bytes to: when they take its core, every request waits (docs/performance.md,
+ * "Session 13").
+ */
+export function setWorkerNice(steps: number): void {
+  workerNice = steps;
+}
+
+/**
+ * Starts `entry` ('./name', without extension) relative to `callerUrl` (import.meta.url). The
+ * entry lowers its own thread's priority with `lowerOwnPriority()` as it starts.
+ */
 export function startModuleWorker(callerUrl: string, entry: string, options: WorkerOptions = {}): Worker {
+  const opts: WorkerOptions = { ...options, env: { ...process.env, [NICE_ENV]: String(workerNice) } };
   if (callerUrl.endsWith('.ts')) {
     const url = new URL(`${entry}.ts`, callerUrl).href;
     const tsx = import.meta.resolve('tsx/esm/api');
     const src = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url)}); })`;
-    return new Worker(src, { ...options, eval: true });
+    return new Worker(src, { ...opts, eval: true });
   }
-  return new Worker(new URL(`${entry}.js`, callerUrl), options);
+  return new Worker(new URL(`${entry}.js`, callerUrl), opts);
+}
+
+/** In a worker that startModuleWorker started: lowers its thread's priority as it was told. */
+export function lowerOwnPriority(): void {
+  lowerThreadPriority(Number(process.env[NICE_ENV] ?? 0));
 }
 
 /**
@@ -46,4 +70,19 @@ export class Outbox<M> {
     this.#transfer = [];
     this.worker.postMessage(msgs, transfer);
   };
+}
+
+/**
+ * Lowers the calling thread's scheduling priority by `by` nice steps, capped at 19. On Linux a
+ * nice value belongs to a thread (setpriority(PRIO_PROCESS, 0) is the calling thread's alone);
+ * elsewhere it is the whole process's, so there this does nothing. Raising one's own nice value
+ * needs no privilege; when refused anyway, the thread keeps its priority.
+ */
+export function lowerThreadPriority(by: number): void {
+  if (process.platform !== 'linux' || !(by > 0)) return;
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + Math.floor(by)));
+  } catch {
+    /* not permitted: the thread keeps its priority */
+  }
 }
