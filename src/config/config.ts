@@ -2,6 +2,7 @@
 // (COFFER_*), which win over defaults. Secrets (root key, root secret) are never logged.
 import { isIP } from 'node:net';
 import { parseSpaceFloor, type SpaceFloor } from '../service/free-space.ts';
+import { DEFAULT_WORKER_NICE } from '../shared/module-worker.ts';
 
 export interface ListenAddress {
   host: string;
@@ -71,9 +72,6 @@ export interface RawOptions {
 }
 
 export class ConfigError extends Error {}
-
-/** See Config.workerNice (docs/performance.md, "Session 13"). */
-export const DEFAULT_WORKER_NICE = 10;
 
 export function parseAddress(text: string, what: string): ListenAddress | null {
   if (text === 'off' || text === '') return null;

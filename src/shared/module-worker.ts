@@ -6,11 +6,13 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /** What the workers' threads are told in their environment: how far to lower their priority. */
 const NICE_ENV = 'COFFER_WORKER_NICE';
-let workerNice = 10;
+/** Config.workerNice's default (docs/performance.md, "Session 13"). */
+export const DEFAULT_WORKER_NICE = 10;
+let workerNice = DEFAULT_WORKER_NICE;
 
 /**
  * Nice steps below the starting thread that workers started from now on take (Config.workerNice;
- * 10 unless set). The MD5 and AES-GCM workers are throughput work that the thread serving every
+ * DEFAULT_WORKER_NICE unless set). The MD5 and AES-GCM workers are throughput work that the thread serving every
  * request hands bytes to: when they take its core, every request waits (docs/performance.md,
  * "Session 13").
  */
