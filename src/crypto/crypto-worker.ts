@@ -13,7 +13,6 @@ import { copyIntoShared } from '../shared/aligned-memory.ts';
 import { SlotViews, type SlabMessage } from '../shared/slots.ts';
 import { decryptBlobRange, HEADER_SIZE, SEGMENT_SIZE, segmentCipher, segmentCount, TAG_SIZE } from './format.ts';
 import { SecretKey } from './keys.ts';
-import { lowerOwnPriority } from '../shared/module-worker.ts';
 
 export type ToWorker = SlabMessage | DecryptJob | SealOpen | SealStage | SealDrop;
 
@@ -150,9 +149,6 @@ function decrypt(j: DecryptJob): number {
     key.zero();
   }
 }
-
-// Below the thread that serves requests (module-worker.ts, setWorkerNice).
-lowerOwnPriority();
 
 /** The main thread sends its messages in batches, one per turn of its event loop (crypto-offload.ts). */
 parentPort!.on('message', (batch: ToWorker[]) => {

@@ -5,7 +5,6 @@
 // one, and a pass with room for more waits for them until a digest is needed (shouldWait).
 import { parentPort, workerData } from 'node:worker_threads';
 import { LANES, Md5Lanes, newMd5State, type Md5State } from './md5-lanes.ts';
-import { lowerOwnPriority } from '../shared/module-worker.ts';
 
 export type ToMd5Worker =
   /** A batch: `n` bytes of stream `id` at the start of `slot`. */
@@ -66,9 +65,6 @@ const bytes = new Uint8Array(memory.buffer as ArrayBufferLike);
 const md5 = new Md5Lanes(memory, 0);
 const streams = new Map<number, Stream>();
 const port = parentPort!;
-// Below the thread that serves requests (module-worker.ts, setWorkerNice).
-lowerOwnPriority();
-
 /** What the next message carries (sent by flush(), at the end of each pass). */
 let acks: number[] = [];
 let digests: { id: number; d: Uint8Array }[] = [];

@@ -4,17 +4,15 @@
 import { getPriority, setPriority } from 'node:os';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
-/** What the workers' threads are told in their environment: how far to lower their priority. */
-const NICE_ENV = 'COFFER_WORKER_NICE';
 /** Config.workerNice's default (docs/performance.md, "Session 13"). */
 export const DEFAULT_WORKER_NICE = 10;
 let workerNice = DEFAULT_WORKER_NICE;
 
 /**
  * Nice steps below the starting thread that workers started from now on take (Config.workerNice;
- * DEFAULT_WORKER_NICE unless set). The MD5 and AES-GCM workers are throughput work that the thread serving every
- * request hands bytes to: when they take its core, every request waits (docs/performance.md,
- * "Session 13").
+ * DEFAULT_WORKER_NICE unless set). The MD5 and AES-GCM workers are throughput work that the
+ * thread serving every request hands bytes to: when they take its core, every request waits
+ * (docs/performance.md, "Session 13").
  */
 export function setWorkerNice(steps: number): void {
   workerNice = steps;
@@ -22,22 +20,17 @@ export function setWorkerNice(steps: number): void {
 
 /**
  * Starts `entry` ('./name', without extension) relative to `callerUrl` (import.meta.url). The
- * entry lowers its own thread's priority with `lowerOwnPriority()` as it starts.
+ * worker lowers its own thread's priority (setWorkerNice) before it imports its entry.
  */
 export function startModuleWorker(callerUrl: string, entry: string, options: WorkerOptions = {}): Worker {
-  const opts: WorkerOptions = { ...options, env: { ...process.env, [NICE_ENV]: String(workerNice) } };
-  if (callerUrl.endsWith('.ts')) {
-    const url = new URL(`${entry}.ts`, callerUrl).href;
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const src = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url)}); })`;
-    return new Worker(src, { ...opts, eval: true });
-  }
-  return new Worker(new URL(`${entry}.js`, callerUrl), opts);
-}
-
-/** In a worker that startModuleWorker started: lowers its thread's priority as it was told. */
-export function lowerOwnPriority(): void {
-  lowerThreadPriority(Number(process.env[NICE_ENV] ?? 0));
+  const ts = callerUrl.endsWith('.ts');
+  const url = new URL(`${entry}.${ts ? 'ts' : 'js'}`, callerUrl).href;
+  const register = ts ? `.then(() => import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).then((m) => m.register())` : '';
+  const src =
+    `Promise.resolve()${register}` +
+    `.then(() => import(${JSON.stringify(import.meta.url)})).then((m) => m.lowerThreadPriority(${workerNice}))` +
+    `.then(() => import(${JSON.stringify(url)}))`;
+  return new Worker(src, { ...options, eval: true });
 }
 
 /**
