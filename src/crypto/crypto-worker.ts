@@ -3,18 +3,19 @@
 // both threads hold (shared/slots.ts); the worker verifies and decrypts them with
 // decryptRange (format.ts) and writes the plaintext over the ciphertext in the same slot.
 // Uploads: the main thread places an upload's plaintext in a slot where its ciphertext goes in
-// the blob (a stage), and the worker seals it there, segment by segment, tags included. Only
+// the blob (a stage), or says where it lies in the MD5 worker's slots, and the worker seals it
+// into the stage, segment by segment, tags included. Only
 // small messages cross threads, and the cipher's allocations are this thread's garbage, not the
 // main thread's.
 import { parentPort } from 'node:worker_threads';
 import type { CipherGCM } from 'node:crypto';
 import { CryptoError } from '../shared/errors.ts';
 import { copyIntoShared } from '../shared/aligned-memory.ts';
-import { SlotViews, type SlabMessage } from '../shared/slots.ts';
+import { SlotViews, type RegionMessage, type SlabMessage } from '../shared/slots.ts';
 import { decryptBlobRange, HEADER_SIZE, SEGMENT_SIZE, segmentCipher, segmentCount, TAG_SIZE } from './format.ts';
 import { SecretKey } from './keys.ts';
 
-export type ToWorker = SlabMessage | DecryptJob | SealOpen | SealStage | SealDrop;
+export type ToWorker = SlabMessage | RegionMessage | DecryptJob | SealOpen | SealStage | SealDrop;
 
 export interface DecryptJob {
   t: 'job';
@@ -57,6 +58,13 @@ export interface SealStage {
   slot: number;
   stageStart: number;
   to: number;
+  /**
+   * Where the plaintext is, when not all in place: triples (source, target, n), in order, one
+   * for every piece of the stage's plaintext: its `n` bytes for stage offset `target` are at
+   * `source` in shared region `region` (the MD5 worker's slots), or in place when `source` is -1.
+   */
+  from?: number[];
+  region?: number;
 }
 
 /** Forget stream `id` (its upload failed). */
@@ -85,10 +93,40 @@ interface Sealing {
 const sealing = new Map<number, Sealing>();
 const SEAL_PIECE = 16 * 1024;
 
+/** Walks a stage's plaintext pieces (SealStage.from) in order. */
+class Pieces {
+  #i = 0;
+  #used = 0;
+  constructor(
+    private readonly from: number[],
+    private readonly region: Buffer | undefined,
+    private readonly stage: Buffer,
+  ) {}
+
+  /** Up to `max` plaintext bytes for stage offset `at` (the next ones): a view of where they are. */
+  take(at: number, max: number): Buffer {
+    const [source, target, n] = [this.from[this.#i], this.from[this.#i + 1], this.from[this.#i + 2]];
+    if (n === undefined || target! + this.#used !== at) throw new Error('plaintext pieces out of order');
+    const k = Math.min(max, n - this.#used);
+    const src = source! < 0 ? this.stage.subarray(at, at + k) : this.region!.subarray(source! + this.#used, source! + this.#used + k);
+    this.#used += k;
+    if (this.#used === n) {
+      this.#i += 3;
+      this.#used = 0;
+    }
+    return src;
+  }
+
+  get done(): boolean {
+    return this.#i === this.from.length;
+  }
+}
+
 function seal(m: SealStage): void {
   const s = sealing.get(m.id);
   if (!s) throw new Error('unknown stream');
   const view = slots.view(m.slot, m.to - m.stageStart);
+  const from = m.from && new Pieces(m.from, m.region === undefined ? undefined : slots.region(m.region), view);
   if (s.carry) {
     view.set(s.carry, 0);
     s.carry = undefined;
@@ -104,9 +142,11 @@ function seal(m: SealStage): void {
       // copied into the stage; small ones, freed at once, are recycled while still in the
       // CPU's cache (interleaved A/B, 1 MiB PUT: +3.0%, 95% CI +0.7 .. +5.3, against whole
       // segments of 64 KiB; docs/performance.md, "Session 11").
-      for (let i = 0; i < n; i += SEAL_PIECE) {
+      for (let i = 0; i < n; ) {
         const k = Math.min(SEAL_PIECE, n - i);
-        copyIntoShared(view, at + i, cipher.update(view.subarray(at + i, at + i + k)));
+        const plain = from ? from.take(at + i, k) : view.subarray(at + i, at + i + k);
+        copyIntoShared(view, at + i, cipher.update(plain));
+        i += plain.length;
       }
       s.done += n;
       s.pos += n;
@@ -122,6 +162,7 @@ function seal(m: SealStage): void {
     s.done = 0;
     s.cipher = undefined;
   }
+  if (from && !from.done) throw new Error('plaintext pieces beyond the stage');
   if (s.index === s.segments) {
     s.key.zero();
     sealing.delete(m.id);
@@ -158,6 +199,7 @@ parentPort!.on('message', (batch: ToWorker[]) => {
 function take(m: ToWorker): void {
   switch (m.t) {
     case 'slab':
+    case 'region':
       slots.add(m);
       return;
     case 'seal-open': {

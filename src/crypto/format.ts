@@ -244,6 +244,33 @@ export interface PlainTap {
   update(chunk: Buffer): Promise<void> | undefined;
   /** The last chunk has been shown (called before the last segment is sealed). */
   end?(): void;
+  /**
+   * Offers the tap's own copies of the plaintext, in shared memory, to a reader that would
+   * otherwise copy it again (seal-offload.ts): from now on `update` tells `l` where each piece
+   * went. Undefined when the tap keeps no such copies.
+   */
+  shareCopies?(l: CopyListener): SharedCopies | undefined;
+}
+
+/** Told where a tap copied the plaintext (PlainTap.shareCopies). */
+export interface CopyListener {
+  /**
+   * The plaintext's next `n` bytes are at `at` in the tap's memory, in one of its slots, pinned
+   * once for the listener (SharedCopies.unpin when done with them).
+   */
+  copied(at: number, n: number): void;
+  /** The tap is short of slots: bytes pinned for work that waits for more plaintext should be copied out and unpinned. */
+  starved(): void;
+}
+
+/** A tap's memory of plaintext copies: slots not reused while pinned. */
+export interface SharedCopies {
+  /** The memory's region id, as the crypto worker knows it (shared/slots.ts). */
+  readonly region: number;
+  readonly bytes: Buffer;
+  /** Keeps the slot holding byte `at` from reuse until as many unpin()s as pin()s. */
+  pin(at: number): void;
+  unpin(at: number): void;
 }
 
 /** Plaintext in, CFR1 blob out. `bytesIn`/`bytesOut` count plaintext read and blob bytes pushed. */

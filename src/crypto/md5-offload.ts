@@ -9,27 +9,40 @@
 // when hashed. Bytes in flight per upload are bounded, so a slow worker applies backpressure,
 // not memory growth; when every slot is taken, partly filled ones are sent as they are and the
 // writer waits for one to come back.
+//
+// The copy serves twice: a large upload sealed in the crypto worker (seal-offload.ts) reads its
+// plaintext from these slots rather than having the main thread copy it again into its stage
+// (PlainTap.shareCopies). A slot is free again once the MD5 worker is done with it and every
+// stage that reads from it is sealed (pins).
 import type { Worker } from 'node:worker_threads';
 import { Outbox, startModuleWorker } from '../shared/module-worker.ts';
+import { shareRegion, unshareRegion } from '../shared/slots.ts';
 import { CONTROL_BYTES } from './md5-lanes.ts';
 import { copyIntoShared } from '../shared/aligned-memory.ts';
+import type { CopyListener, SharedCopies } from './format.ts';
 import type { FromMd5Worker, Md5WorkerData, ToMd5Worker } from './md5-worker.ts';
 
 /** Bytes allowed in flight to the worker per upload before `update` makes the caller wait. */
 const MAX_IN_FLIGHT = 2 * 1024 * 1024;
-const SLOT_BYTES = 256 * 1024;
+const SLOT_SHIFT = 18;
+const SLOT_BYTES = 1 << SLOT_SHIFT; // 256 KiB
 /** 32 MiB of address space; only slots in use are touched (free ones are reused last-in first). */
 const SLOTS = 128;
 /** The worker's control area (md5-lanes.ts) has the first 64 KiB page; slots follow. */
 const SLOTS_AT = 65536;
 if (CONTROL_BYTES > SLOTS_AT) throw new Error('md5 control area overlaps the slots');
 
-class Md5Pool {
+class Md5Pool implements SharedCopies {
   private readonly worker: Worker;
   /** Messages go out once per turn of the event loop: the worker waits for company anyway. */
   private readonly outbox: Outbox<ToMd5Worker>;
   readonly bytes: Buffer;
+  /** The memory as the crypto worker knows it (shared/slots.ts). */
+  readonly region: number;
   private readonly free: number[] = [];
+  /** Per slot: readers besides the MD5 worker (pins), and whether the MD5 side is done with it. */
+  private readonly pins = new Uint32Array(SLOTS);
+  private readonly hashed = new Uint8Array(SLOTS);
   private slotWaiters: (() => void)[] = [];
   private nextId = 1;
   private readonly hashes = new Map<number, OffloadedMd5>();
@@ -40,6 +53,7 @@ class Md5Pool {
     const pages = (SLOTS_AT + SLOTS * SLOT_BYTES) / 65536;
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.bytes = Buffer.from(memory.buffer as ArrayBuffer);
+    this.region = shareRegion(memory.buffer as unknown as SharedArrayBuffer);
     for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);
     const data: Md5WorkerData = { memory, slotsAt: SLOTS_AT, slotBytes: SLOT_BYTES };
     this.worker = startModuleWorker(import.meta.url, './md5-worker', { workerData: data });
@@ -47,13 +61,8 @@ class Md5Pool {
     this.worker.on('message', (m: FromMd5Worker) => {
       const { acks } = m;
       for (let i = 0; i < acks.length; i += 3) {
-        this.free.push(acks[i + 1]!);
+        this.returnSlot(acks[i + 1]!);
         this.hashes.get(acks[i]!)?.acked(acks[i + 2]!);
-      }
-      if (acks.length > 0) {
-        const w = this.slotWaiters;
-        this.slotWaiters = [];
-        for (const f of w) f();
       }
       for (const { id, d } of m.digests) {
         const h = this.hashes.get(id);
@@ -63,6 +72,7 @@ class Md5Pool {
     });
     const fail = (err: Error) => {
       if (pool === this) pool = undefined;
+      unshareRegion(this.region);
       for (const h of this.hashes.values()) h.fail(err);
       this.hashes.clear();
       for (const f of this.slotWaiters) f();
@@ -99,14 +109,46 @@ class Md5Pool {
     return this.free.pop();
   }
 
+  /** The MD5 side is done with `slot`: free once nothing else reads it. */
   returnSlot(slot: number): void {
-    this.free.push(slot);
+    if (this.pins[slot]! > 0) this.hashed[slot] = 1;
+    else this.freeSlot(slot);
   }
 
-  /** Sends every partly filled slot and resolves when a slot comes back. */
+  private freeSlot(slot: number): void {
+    this.free.push(slot);
+    if (this.slotWaiters.length > 0) {
+      const w = this.slotWaiters;
+      this.slotWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  pin(at: number): void {
+    this.pins[(at - SLOTS_AT) >>> SLOT_SHIFT]!++;
+  }
+
+  unpin(at: number): void {
+    const slot = (at - SLOTS_AT) >>> SLOT_SHIFT;
+    if (--this.pins[slot]! === 0 && this.hashed[slot] === 1) {
+      this.hashed[slot] = 0;
+      this.freeSlot(slot);
+    }
+  }
+
+  /**
+   * Sends every partly filled slot, asks the readers of copies to give back what they can, and
+   * resolves when a slot comes back.
+   */
   slotReturned(): Promise<void> {
+    const back = new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     for (const h of [...this.filling]) h.send();
-    return new Promise((resolve) => this.slotWaiters.push(resolve));
+    for (const h of this.hashes.values()) h.listener?.starved();
+    return back;
+  }
+
+  slotsInUse(): number {
+    return SLOTS - this.free.length;
   }
 
   terminate(): Promise<number> {
@@ -129,6 +171,8 @@ export class OffloadedMd5 {
   private resolveDigest?: (d: Buffer) => void;
   private rejectDigest?: (e: Error) => void;
   private failed?: Error;
+  /** @internal Told where each piece is copied (shareCopies). */
+  listener: CopyListener | undefined;
 
   constructor() {
     this.pool = pool ??= new Md5Pool();
@@ -153,10 +197,13 @@ export class OffloadedMd5 {
         this.pool.filling.add(this);
       }
       const n = Math.min(chunk.byteLength - off, SLOT_BYTES - this.filled);
-      copyIntoShared(this.pool.bytes, SLOTS_AT + this.slot * SLOT_BYTES + this.filled, chunk.subarray(off, off + n));
+      const at = SLOTS_AT + this.slot * SLOT_BYTES + this.filled;
+      copyIntoShared(this.pool.bytes, at, chunk.subarray(off, off + n));
       this.filled += n;
       off += n;
+      if (this.listener) this.pool.pin(at);
       if (this.filled === SLOT_BYTES) this.send();
+      this.listener?.copied(at, n);
     }
     return off;
   }
@@ -168,6 +215,12 @@ export class OffloadedMd5 {
       off = this.copy(chunk, off);
     }
     if (this.inFlight > MAX_IN_FLIGHT) await this.drained();
+  }
+
+  /** From now on, tells `l` where each piece of plaintext is copied (PlainTap.shareCopies). */
+  shareCopies(l: CopyListener): SharedCopies {
+    this.listener = l;
+    return this.pool;
   }
 
   private drained(): Promise<void> {
@@ -245,6 +298,11 @@ export class OffloadedMd5 {
     this.rejectDigest?.(e);
     this.wake();
   }
+}
+
+/** The MD5 worker's slots taken and not yet free again (for tests and diagnostics). */
+export function md5SlotsInUse(): number {
+  return pool?.slotsInUse() ?? 0;
 }
 
 /** Stops the worker (tests, shutdown); the next hash starts a new one. */

@@ -12,6 +12,12 @@
 // after it) and the blob store writes the slot as it is (BlobStore.writeStages). The blob is
 // byte for byte what EncryptStream makes from the same salt (test/crypto/seal-offload.test.ts).
 //
+// When the tap (the meter's MD5, md5-offload.ts) has already copied the plaintext into shared
+// memory, the main thread copies nothing: a stage's message says where its plaintext lies in
+// the MD5 worker's slots, the crypto worker reads it from there and writes the ciphertext into
+// the stage, and those slots stay pinned until it has (PlainTap.shareCopies). A stage still being
+// filled when the MD5 side runs short of slots has its pieces copied in after all (starved()).
+//
 // Only uploads whose length is announced (so each segment's finality is known when it starts)
 // and large enough to be worth the trip take this path; an upload holds at most MAX_SLOTS slots
 // (one filling, the others being sealed or written), and waits for one of its own when all are
@@ -24,7 +30,7 @@ import { returnSlot, SLOT_BYTES, takeSlot, type Slot } from '../shared/slots.ts'
 import type { Stage, StageSource } from '../shared/stages.ts';
 import { listen, newJobId, send, theWorker, unlisten, type Listener } from './crypto-offload.ts';
 import type { SealOpen, SealReply, SealStage } from './crypto-worker.ts';
-import { buildHeader, deriveStreamKey, encryptedSize, HEADER_SIZE, SALT_SIZE, SEGMENT_SIZE, TAG_SIZE, type PlainTap } from './format.ts';
+import { buildHeader, deriveStreamKey, encryptedSize, HEADER_SIZE, SALT_SIZE, SEGMENT_SIZE, TAG_SIZE, type PlainTap, type SharedCopies } from './format.ts';
 import { systemRng, type Rng, type SecretKey } from './keys.ts';
 
 /** Blob bytes per stage: a slot less a page, where the last stage's padding and trailer go. */
@@ -50,9 +56,14 @@ export interface SealOptions {
   stageBytes?: number;
 }
 
-interface InWorker {
+interface Filling {
   slot: Slot;
   stage: number;
+  /** Pieces of its plaintext in the tap's memory (SealStage.from), each pinned: source -1 when copied in. */
+  from: number[] | undefined;
+}
+
+interface InWorker extends Filling {
   to: number;
 }
 
@@ -74,7 +85,12 @@ export class SealedStages implements StageSource {
   #bytesIn = 0;
   #placed = 0;
   /** The stage being filled and its slot. */
-  #filling: { slot: Slot; stage: number } | undefined;
+  #filling: Filling | undefined;
+  /** The tap's copies of the plaintext, when it shares them: placed by reference, not copied. */
+  readonly #copies: SharedCopies | undefined;
+  /** Plaintext waiting to be placed (its first #queuedOff bytes are), in order; views of #copies' memory, when shared. */
+  readonly #queue: Buffer[] = [];
+  #queuedOff = 0;
   /** Slots taken from the pool (in whatever state), and those of them free for the next stage. */
   #held = 0;
   readonly #spare: Slot[] = [];
@@ -90,8 +106,8 @@ export class SealedStages implements StageSource {
   #pausedBy = 0;
   /** A next() waiting for a stage. */
   #waiter: { resolve(s: Stage | undefined): void; reject(e: Error): void } | undefined;
-  /** Placement waiting for a slot: it goes on when one of ours comes back. */
-  #blocked: (() => void) | undefined;
+  /** Placement waits for a slot: it goes on when one of ours comes back. */
+  #blocked = false;
   #listening = true;
 
   static open(dataKey: SecretKey, source: Readable, opts: SealOptions): SealedStages | undefined {
@@ -120,6 +136,7 @@ export class SealedStages implements StageSource {
     listen(this.#id, listener, this.#worker);
     // The key's copy goes with the message (transferred): none is left here.
     send(this.#worker, open, open.key.buffer as ArrayBuffer);
+    this.#copies = opts.tap?.shareCopies?.({ copied: this.#onCopied, starved: this.#onStarved });
     source.on('data', this.#onData);
     source.on('end', this.#onEnd);
     source.on('error', this.#onError);
@@ -139,18 +156,39 @@ export class SealedStages implements StageSource {
       this.#fail(e as Error);
       return;
     }
+    // With shared copies the tap's update has placed the chunk, or will as it copies (#onCopied).
     if (!wait) {
-      this.#place(chunk, 0);
+      if (!this.#copies) this.#enqueue(chunk);
       return;
     }
     this.#pause();
     wait.then(
       () => {
-        this.#place(chunk, 0);
+        if (!this.#copies) this.#enqueue(chunk);
         this.#resume();
       },
       (e: Error) => this.#fail(e),
     );
+  };
+
+  /** The tap copied the plaintext's next `n` bytes to `at` in its memory, pinned for us. */
+  readonly #onCopied = (at: number, n: number): void => {
+    if (this.#failed) this.#copies!.unpin(at);
+    else this.#enqueue(this.#copies!.bytes.subarray(at, at + n));
+  };
+
+  /** The tap is short of slots: the stage being filled takes its bytes in (the others are in the worker). */
+  readonly #onStarved = (): void => {
+    const f = this.#filling;
+    if (!f?.from || this.#failed) return;
+    const bytes = this.#copies!.bytes;
+    for (let i = 0; i < f.from.length; i += 3) {
+      const [source, target, n] = [f.from[i]!, f.from[i + 1]!, f.from[i + 2]!];
+      if (source < 0) continue;
+      copyIntoShared(f.slot.bytes, target, bytes.subarray(source, source + n));
+      this.#copies!.unpin(source);
+      f.from[i] = -1;
+    }
   };
 
   readonly #onEnd = (): void => {
@@ -175,9 +213,19 @@ export class SealedStages implements StageSource {
     if (--this.#pausedBy === 0 && !this.#failed) this.#source.resume();
   }
 
-  /** Copies `chunk[off..]` to its places in the blob's stages, sending each stage once it is full. */
-  #place(chunk: Buffer, off: number): void {
-    while (off < chunk.length && !this.#failed) {
+  #enqueue(plain: Buffer): void {
+    this.#queue.push(plain);
+    if (!this.#blocked) this.#place();
+  }
+
+  /**
+   * Places the queued plaintext in the blob's stages (copied in, or its place in the tap's memory
+   * noted), sending each stage once it is full.
+   */
+  #place(): void {
+    while (this.#queue.length > 0 && !this.#failed) {
+      const chunk = this.#queue[0]!;
+      const off = this.#queuedOff;
       const at = blobOffsetOf(this.#placed);
       const stage = Math.floor(at / this.stageBytes);
       const start = stage * this.stageBytes;
@@ -185,27 +233,45 @@ export class SealedStages implements StageSource {
         const slot = this.#acquire();
         if (!slot) {
           // Every slot of ours is being sealed or written: go on when one comes back.
+          this.#blocked = true;
           this.#pause();
-          this.#blocked = () => {
-            this.#place(chunk, off);
-            this.#resume();
-          };
           return;
         }
-        this.#filling = { slot, stage };
+        this.#filling = { slot, stage, from: this.#copies ? [] : undefined };
         if (stage === 0) copyIntoShared(slot.bytes, 0, this.header);
       }
       // Up to the end of the chunk, of the segment's plaintext, or of the stage.
       const segmentEnd = Math.min((Math.floor(this.#placed / SEGMENT_SIZE) + 1) * SEGMENT_SIZE, this.#plainSize);
       const n = Math.min(chunk.length - off, segmentEnd - this.#placed, start + this.stageBytes - at);
-      copyIntoShared(this.#filling.slot.bytes, at - start, chunk.subarray(off, off + n));
-      off += n;
+      const { from } = this.#filling;
+      if (from) {
+        const source = this.#sourceOf(chunk) + off;
+        this.#copies!.pin(source);
+        from.push(source, at - start, n);
+      } else copyIntoShared(this.#filling.slot.bytes, at - start, chunk.subarray(off, off + n));
       this.#placed += n;
+      if (off + n < chunk.length) this.#queuedOff = off + n;
+      else {
+        this.#queue.shift();
+        this.#queuedOff = 0;
+        if (this.#copies) this.#copies.unpin(this.#sourceOf(chunk));
+      }
       if (this.#placed === this.#plainSize) {
         this.#tap?.end?.();
         this.#seal(this.#blobSize);
       } else if (blobOffsetOf(this.#placed) >= start + this.stageBytes) this.#seal(start + this.stageBytes);
     }
+  }
+
+  /** Where a view of the tap's memory starts in it. */
+  #sourceOf(view: Buffer): number {
+    return view.byteOffset - this.#copies!.bytes.byteOffset;
+  }
+
+  /** Lets the tap reuse the memory of the pieces `from` notes (SealStage.from). */
+  #unpin(from: number[] | undefined): void {
+    if (!from) return;
+    for (let i = 0; i < from.length; i += 3) if (from[i]! >= 0) this.#copies!.unpin(from[i]!);
   }
 
   #acquire(): Slot | undefined {
@@ -219,10 +285,10 @@ export class SealedStages implements StageSource {
 
   /** Sends the stage being filled to the worker: its bytes up to blob offset `to` are in place. */
   #seal(to: number): void {
-    const { slot, stage } = this.#filling!;
+    const { slot, stage, from } = this.#filling!;
     this.#filling = undefined;
-    this.#inWorker.push({ slot, stage, to });
-    const m: SealStage = { t: 'seal', id: this.#id, slot: slot.index, stageStart: stage * this.stageBytes, to };
+    this.#inWorker.push({ slot, stage, from, to });
+    const m: SealStage = { t: 'seal', id: this.#id, slot: slot.index, stageStart: stage * this.stageBytes, to, ...(from ? { from, region: this.#copies!.region } : {}) };
     send(this.#worker, m);
   }
 
@@ -231,6 +297,7 @@ export class SealedStages implements StageSource {
   #onReply(m: SealReply): void {
     const w = this.#inWorker.shift();
     if (!w) return;
+    this.#unpin(w.from);
     if ('error' in m) {
       this.#giveBack(w.slot);
       this.#fail(new Error(`sealing failed: ${m.error}`));
@@ -250,7 +317,10 @@ export class SealedStages implements StageSource {
 
   /** The worker died: the stages it held are nobody's now. */
   #onWorkerGone(e: Error): void {
-    for (const w of this.#inWorker.splice(0)) this.#giveBack(w.slot);
+    for (const w of this.#inWorker.splice(0)) {
+      this.#unpin(w.from);
+      this.#giveBack(w.slot);
+    }
     this.#fail(e);
   }
 
@@ -272,9 +342,11 @@ export class SealedStages implements StageSource {
     if (this.#failed || this.#complete) this.#giveBack(slot);
     else {
       this.#spare.push(slot);
-      const blocked = this.#blocked;
-      this.#blocked = undefined;
-      blocked?.();
+      if (this.#blocked) {
+        this.#blocked = false;
+        this.#place();
+        this.#resume();
+      }
     }
     this.#settle();
   }
@@ -288,11 +360,16 @@ export class SealedStages implements StageSource {
   #fail(e: Error): void {
     if (this.#failed) return;
     this.#failed = e;
-    this.#blocked = undefined;
+    this.#blocked = false;
     this.#source.off('data', this.#onData);
     this.#source.pause();
     send(this.#worker, { t: 'seal-drop', id: this.#id });
-    if (this.#filling) this.#giveBack(this.#filling.slot);
+    if (this.#copies) for (const q of this.#queue) this.#copies.unpin(this.#sourceOf(q));
+    this.#queue.length = 0;
+    if (this.#filling) {
+      this.#unpin(this.#filling.from);
+      this.#giveBack(this.#filling.slot);
+    }
     this.#filling = undefined;
     // Sealed stages not given out go back now; those given out, when the store releases them.
     for (const s of this.#ready.splice(0)) {

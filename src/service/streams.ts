@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { decryptInSlot, WINDOW_SEGMENTS } from '../crypto/crypto-offload.ts';
 import { OffloadedMd5 } from '../crypto/md5-offload.ts';
 import { returnSlot, takeSlot } from '../shared/slots.ts';
-import { cipherRangeFor, decryptBlobRange, decryptRange, encryptedSize, HEADER_SIZE, SEGMENT_SIZE } from '../crypto/format.ts';
+import { cipherRangeFor, decryptBlobRange, decryptRange, encryptedSize, HEADER_SIZE, SEGMENT_SIZE, type CopyListener, type SharedCopies } from '../crypto/format.ts';
 import type { SecretKey } from '../crypto/keys.ts';
 import { CryptoError, S3Error } from '../shared/errors.ts';
 import type { BlobStore, StreamRecord } from '../storage/ports.ts';
@@ -42,6 +42,11 @@ export class Meter {
       return undefined;
     }
     return this.offloaded!.update(chunk);
+  }
+
+  /** An offloaded hash's copies of the plaintext, for a reader that would copy it again (PlainTap.shareCopies). */
+  shareCopies(l: CopyListener): SharedCopies | undefined {
+    return this.offloaded?.shareCopies(l);
   }
 
   /**

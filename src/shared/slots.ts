@@ -26,9 +26,21 @@ export interface SlabMessage {
   slots: number;
 }
 
+/**
+ * Another shared memory the workers hold beside the slabs (the MD5 worker's slots, which a sealed
+ * upload's plaintext is read from: seal-offload.ts); `sab` undefined forgets region `id`.
+ */
+export interface RegionMessage {
+  t: 'region';
+  id: number;
+  sab: SharedArrayBuffer | undefined;
+}
+
 const slabs: SharedArrayBuffer[] = [];
 const freeSlots: number[] = [];
-const holders = new Set<(m: SlabMessage) => void>();
+const regions = new Map<number, SharedArrayBuffer>();
+let nextRegion = 1;
+const holders = new Set<(m: SlabMessage | RegionMessage) => void>();
 
 function slabMessage(index: number): SlabMessage {
   return { t: 'slab', index, sab: slabs[index]!, slotBytes: SLOT_BYTES, slots: SLAB_SLOTS };
@@ -38,10 +50,25 @@ function slabMessage(index: number): SlabMessage {
  * Tells `post` (a worker's postMessage) of every slab, now and as they are made. Returns a
  * function that stops it (the worker is gone).
  */
-export function shareSlabsWith(post: (m: SlabMessage) => void): () => void {
+export function shareSlabsWith(post: (m: SlabMessage | RegionMessage) => void): () => void {
   for (let i = 0; i < slabs.length; i++) post(slabMessage(i));
+  for (const [id, sab] of regions) post({ t: 'region', id, sab });
   holders.add(post);
   return () => holders.delete(post);
+}
+
+/** Gives `sab` to every holder of the slabs, now and to come; returns its region id. */
+export function shareRegion(sab: SharedArrayBuffer): number {
+  const id = nextRegion++;
+  regions.set(id, sab);
+  for (const post of holders) post({ t: 'region', id, sab });
+  return id;
+}
+
+/** Takes region `id` back from the holders (its owner is gone). */
+export function unshareRegion(id: number): void {
+  if (!regions.delete(id)) return;
+  for (const post of holders) post({ t: 'region', id, sab: undefined });
 }
 
 /** A free slot, or undefined when all are in use. */
@@ -64,9 +91,19 @@ export function returnSlot(slot: Slot): void {
 /** In a worker: the slabs it has been told of, and views of their slots. */
 export class SlotViews {
   readonly #slabs: SlabMessage[] = [];
+  readonly #regions = new Map<number, Buffer>();
 
-  add(m: SlabMessage): void {
-    this.#slabs[m.index] = m;
+  add(m: SlabMessage | RegionMessage): void {
+    if (m.t === 'slab') this.#slabs[m.index] = m;
+    else if (m.sab) this.#regions.set(m.id, Buffer.from(m.sab));
+    else this.#regions.delete(m.id);
+  }
+
+  /** The whole of shared region `id`. */
+  region(id: number): Buffer {
+    const r = this.#regions.get(id);
+    if (!r) throw new Error('unknown region');
+    return r;
   }
 
   view(slot: number, length: number): Buffer {

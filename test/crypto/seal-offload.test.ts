@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { stopCryptoWorker } from '../../src/crypto/crypto-offload.ts';
+import { md5SlotsInUse, stopMd5Worker } from '../../src/crypto/md5-offload.ts';
+import { Meter } from '../../src/service/streams.ts';
 import { createEncryptStream, encryptedSize, HEADER_SIZE, SEGMENT_SIZE, TAG_SIZE, type PlainTap } from '../../src/crypto/format.ts';
 import { blobOffsetOf, SEAL_STAGE_BYTES, SealedStages } from '../../src/crypto/seal-offload.ts';
 import { slotsInUse } from '../../src/shared/slots.ts';
@@ -220,5 +222,114 @@ describe('sealed stages (crypto worker)', () => {
     assert.equal(3 * S + rest.length, encryptedSize(size));
     await until(() => slotsInUse() === before);
     assert.equal(slotsInUse(), before);
+  });
+});
+
+// The meter's MD5 (md5-offload.ts) shares its copies of the plaintext: the main thread copies
+// nothing into the stages, the crypto worker reads from the MD5 worker's slots, which stay pinned
+// until the stages reading them are sealed.
+describe('sealed stages reading the MD5 worker\'s copies', () => {
+  after(async () => {
+    await stopCryptoWorker();
+    await stopMd5Worker();
+  });
+
+  const key = keyFrom('seal-shared');
+
+  /** A meter (the tap PUTs use) that counts the pieces it tells of, and the bytes in them. */
+  function sharingMeter(size: number): { meter: Meter; tap: PlainTap; shared: { pieces: number; bytes: number } } {
+    const meter = new Meter(Number.MAX_SAFE_INTEGER, size);
+    const shared = { pieces: 0, bytes: 0 };
+    const tap: PlainTap = {
+      update: (c) => meter.update(c),
+      end: () => meter.end(),
+      shareCopies(l) {
+        return meter.shareCopies({
+          copied(at, n) {
+            shared.pieces++;
+            shared.bytes += n;
+            l.copied(at, n);
+          },
+          starved: () => l.starved(),
+        });
+      },
+    };
+    return { meter, tap, shared };
+  }
+
+  const sizes = [1024 * 1024, 1024 * 1024 + 1, endingAt(S - 8)!, endingAt(2 * S + 5)!, 2 * S + 12345, 5 * 1024 * 1024 + 1];
+  for (const [i, size] of sizes.entries()) {
+    test(`${size} bytes: the blob EncryptStream makes, the MD5 of the plaintext, every slot back`, async () => {
+      // Once, a new MD5 worker (and memory) between uploads: the crypto worker is told of it.
+      if (i === 3) await stopMd5Worker();
+      const plain = pattern(size);
+      const expected = (await run(randomChunks(plain, i), createEncryptStream(key, { streamIndex: 2, plainSize: size, rng: seededRng(`m${i}`) }))).out;
+      const before = slotsInUse();
+      const { meter, tap, shared } = sharingMeter(size);
+      const src = SealedStages.open(key, Readable.from(randomChunks(plain, i + 50), { objectMode: false }), { streamIndex: 2, plainSize: size, tap, rng: seededRng(`m${i}`) });
+      assert.ok(src);
+      const got = await collect(src);
+      assert.ok(got.equals(expected), 'byte for byte');
+      assert.equal(shared.bytes, size, 'every plaintext byte was read from the MD5 slots');
+      assert.ok(shared.pieces >= size / (256 * 1024));
+      assert.equal((await meter.md5()).toString('hex'), createHash('md5').update(plain).digest('hex'));
+      await until(() => slotsInUse() === before && md5SlotsInUse() === 0);
+      assert.equal(slotsInUse(), before, 'every stage slot is back');
+      assert.equal(md5SlotsInUse(), 0, 'every MD5 slot is free again');
+    });
+  }
+
+  test('uploads whose stages pin every MD5 slot: the stages being filled copy their bytes in, nobody waits forever', { timeout: 60_000 }, async () => {
+    // 44 uploads of 1.5 MiB: each sends 768 KiB (three MD5 slots of 256 KiB, pinned by its
+    // first stage, which waits for more) before any sends the rest. 128 slots are not enough:
+    // the last uploads wait for slots, and the stages being filled give theirs back (starved()).
+    const n = 44;
+    const size = 1536 * 1024;
+    const first = 768 * 1024;
+    const before = slotsInUse();
+    const uploads = Array.from({ length: n }, (_, i) => {
+      const plain = pattern(size + i).subarray(i);
+      const source = new PassThrough();
+      const { meter, tap } = sharingMeter(size);
+      const src = SealedStages.open(key, source, { streamIndex: 1, plainSize: size, tap, rng: seededRng(`p${i}`) });
+      assert.ok(src, `a stage slot for upload ${i}`);
+      source.write(plain.subarray(0, first));
+      return { plain, source, meter, done: collect(src) };
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    for (const u of uploads) u.source.end(u.plain.subarray(first));
+    for (const [i, u] of uploads.entries()) {
+      const got = await u.done;
+      const expected = (await run([u.plain], createEncryptStream(key, { streamIndex: 1, plainSize: size, rng: seededRng(`p${i}`) }))).out;
+      assert.ok(got.equals(expected), `upload ${i} byte for byte`);
+      assert.equal((await u.meter.md5()).toString('hex'), createHash('md5').update(u.plain).digest('hex'));
+    }
+    await until(() => slotsInUse() === before && md5SlotsInUse() === 0);
+    assert.equal(slotsInUse(), before);
+    assert.equal(md5SlotsInUse(), 0);
+  });
+
+  test('a source that fails, a store that gives up: the MD5 slots are unpinned', async () => {
+    const size = 4 * S;
+    const plain = pattern(size);
+    {
+      const source = new PassThrough();
+      const { meter, tap } = sharingMeter(size);
+      const src = SealedStages.open(key, source, { streamIndex: 0, plainSize: size, tap });
+      assert.ok(src);
+      source.write(plain.subarray(0, 2 * 1024 * 1024 + 3));
+      setTimeout(() => source.destroy(new Error('socket reset')), 30);
+      await assert.rejects(collect(src), /socket reset/);
+      meter.discard();
+    }
+    {
+      const { meter, tap } = sharingMeter(size);
+      const src = SealedStages.open(key, Readable.from(randomChunks(plain, 3), { objectMode: false }), { streamIndex: 0, plainSize: size, tap });
+      assert.ok(src);
+      await collect(src, { failAfter: 1 });
+      meter.discard();
+    }
+    await until(() => md5SlotsInUse() === 0);
+    assert.equal(md5SlotsInUse(), 0, 'every MD5 slot is free again');
   });
 });
