@@ -3,7 +3,7 @@
 // `.partial` files that a crash mid-write leaves behind.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdtempSync, promises as fsp, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -275,6 +275,40 @@ describe('FsBlobStore specifics', () => {
       await again.init();
       assert.ok((await readAll(again, ids[0]!)).equals(data));
       await again.close();
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('files made ahead are open with O_DIRECT and O_DSYNC: each write is durable when it returns, no fdatasync after it', async (t) => {
+    const { store, cleanup } = await makeFsStore();
+    try {
+      store.newId();
+      const deadline = Date.now() + 10_000;
+      let id = store.newId();
+      while (!existsSync(store.pathFor(id)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+        id = store.newId();
+      }
+      assert.ok(existsSync(store.pathFor(id)), 'made ahead');
+      // The descriptor this process holds on the file, and its open flags (octal).
+      const fd = readdirSync('/proc/self/fd').find((n) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${n}`) === store.pathFor(id);
+        } catch {
+          return false;
+        }
+      });
+      assert.ok(fd, 'the file made ahead is held open');
+      const flags = parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+      if (!(flags & fsConstants.O_DIRECT)) {
+        t.skip('this file system refuses O_DIRECT (written through the page cache, then fdatasync)');
+        return;
+      }
+      assert.ok(flags & fsConstants.O_DSYNC, 'O_DSYNC');
+      const data = randomBytes(1024 * 1024 + 5);
+      await store.write(id, chunkedSource(data, 65_536));
+      assert.ok((await readAll(store, id)).equals(data));
     } finally {
       await cleanup();
     }

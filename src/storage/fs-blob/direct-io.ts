@@ -128,18 +128,23 @@ export async function openDirectForRead(path: string): Promise<number | undefine
   }
 }
 
-/** Opens `path` for a new blob (a bare descriptor): with O_DIRECT when the file system supports it. */
-export async function openNewBlob(path: string, tryDirect: boolean): Promise<{ fd: number; direct: boolean }> {
+/**
+ * Opens `path` for a new blob (a bare descriptor): with O_DIRECT when the file system supports
+ * it, and then also with O_DSYNC when `dsync` (each write returns once its data, and what reads
+ * it back needs, is durable: no fdatasync after the last one).
+ */
+export async function openNewBlob(path: string, tryDirect: boolean, dsync = false): Promise<{ fd: number; direct: boolean; dsync: boolean }> {
   const base = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL;
   if (tryDirect && O_DIRECT !== undefined) {
     try {
-      return { fd: await openFd(path, base | O_DIRECT, 0o600), direct: true };
+      if (dsync) return { fd: await openFd(path, base | O_DIRECT | fsConstants.O_DSYNC, 0o600), direct: true, dsync: true };
+      return { fd: await openFd(path, base | O_DIRECT, 0o600), direct: true, dsync: false };
     } catch (e) {
       // tmpfs and some others refuse O_DIRECT: write through the page cache there.
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
     }
   }
-  return { fd: await openFd(path, base, 0o600), direct: false };
+  return { fd: await openFd(path, base, 0o600), direct: false, dsync: false };
 }
 
 /**
