@@ -471,7 +471,8 @@ export class FsBlobStore implements BlobStore {
 /**
  * A new blob's file: commit makes it durable (with `cut`, as `size` bytes: the padding of direct
  * writes in a store of exact-length files is cut off), abort removes it. `entry` is the fsync of
- * its directory entry, when still under way.
+ * its directory entry, when still under way. With `dsync` (opened O_DSYNC) every write was durable
+ * when it returned: there is no fdatasync to make.
  */
 function blobFile(path: string, fd: number, direct: boolean, cut: boolean, entry: Promise<void> | undefined, dsync = false): BlobFile {
   let open = true;
