@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, symlinkSync 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { EndpointSpec } from './client.ts';
 import { atExit, runSync, startChild } from './procs.ts';
 
@@ -44,6 +44,24 @@ export function exportCommit(ref: string): { dir: string; label: string; commit:
   // dist/, which costs ~60 MiB of RSS and start-up time: not what is being measured).
   if (existsSync(join(dir, 'scripts', 'build.mjs'))) runSync(process.execPath, [join(dir, 'scripts', 'build.mjs')], { cwd: dir });
   return { dir, label: commit.slice(0, 7) + (ref !== commit ? ` = ${ref}` : ''), commit };
+}
+
+/**
+ * Builds `dir`'s dist/ when it does not match its sources (or is missing); returns whether it
+ * built. bin/coffer.js runs dist/ only while its fingerprint matches src/, and the TypeScript
+ * sources through tsx otherwise: a source file edited while a run goes on (even a comment) made
+ * the next Coffer target start under tsx, ~35 MiB more RSS and slower (docs/performance.md,
+ * "Session 14"). So every Coffer start measures the compiled server of the sources as they are.
+ */
+export async function ensureBuilt(dir: string): Promise<boolean> {
+  const build = join(dir, 'scripts', 'build.mjs');
+  const fingerprintScript = join(dir, 'scripts', 'source-fingerprint.mjs');
+  if (!existsSync(build) || !existsSync(fingerprintScript)) return false;
+  const { sourceFingerprint } = (await import(pathToFileURL(fingerprintScript).href)) as { sourceFingerprint(src: string): string };
+  const stamp = join(dir, 'dist', 'SOURCE-FINGERPRINT');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === sourceFingerprint(join(dir, 'src'))) return false;
+  runSync(process.execPath, [build], { cwd: dir });
+  return true;
 }
 
 export const COFFER_ACCESS_KEY = 'AKBENCHCOFFER0000001';
@@ -126,6 +144,7 @@ export async function startCofferProcess(
   nodeArgs: string[] = [],
   dir = cofferDirectory(),
 ): Promise<{ http: string; https: string; ca: Buffer; pid: number; stop(): Promise<void>; dataDir: string; output(): string }> {
+  await ensureBuilt(dir);
   const dataDir = workDir('coffer-bench-');
   const child = startChild(
     process.execPath,

@@ -1,11 +1,15 @@
-// The benchmark's target list (bench/lib/targets.ts): which BENCH_TARGETS select what, and the
+// The benchmark's target list (bench/lib/targets.ts): which BENCH_TARGETS select what, the
 // s3rver-over-HTTPS target (s3rver's own --key/--cert) really serving S3 over TLS, so the
-// bench's like-for-like HTTPS comparison measures what it says.
+// bench's like-for-like HTTPS comparison measures what it says, and Coffer started from a dist/
+// that matches its sources.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { S3Client } from '../../bench/lib/client.ts';
-import { ALL_TARGETS, selectTargets } from '../../bench/lib/targets.ts';
+import { ALL_TARGETS, ensureBuilt, REPO, selectTargets } from '../../bench/lib/targets.ts';
 
 const names = (spec: string | undefined, rgw = false) => selectTargets(spec, rgw).map((t) => t.name);
 
@@ -54,4 +58,36 @@ describe('bench targets', () => {
       await running.stop();
     }
   });
+});
+
+// The bench starts Coffer from dist/ only if it matches the sources (bin/coffer.js falls back to
+// tsx otherwise): ensureBuilt rebuilds a stale or missing dist/ before each start.
+test('ensureBuilt builds a checkout whose dist/ is missing or stale, and only then', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-ensure-built-'));
+  try {
+    mkdirSync(join(dir, 'scripts'));
+    mkdirSync(join(dir, 'src'));
+    copyFileSync(join(REPO, 'scripts', 'source-fingerprint.mjs'), join(dir, 'scripts', 'source-fingerprint.mjs'));
+    // A build that records the fingerprint, as scripts/build.mjs does, and counts its runs.
+    writeFileSync(
+      join(dir, 'scripts', 'build.mjs'),
+      `import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { sourceFingerprint } from './source-fingerprint.mjs';
+mkdirSync('dist', { recursive: true });
+writeFileSync('dist/SOURCE-FINGERPRINT', sourceFingerprint('src') + '\\n');
+appendFileSync('builds', 'x');
+`,
+    );
+    writeFileSync(join(dir, 'src', 'a.ts'), 'export const a = 1;\n');
+    const builds = () => readFileSync(join(dir, 'builds'), 'utf8').length;
+    assert.equal(await ensureBuilt(dir), true, 'no dist/: built');
+    assert.equal(await ensureBuilt(dir), false, 'up to date: not built again');
+    writeFileSync(join(dir, 'src', 'a.ts'), 'export const a = 1; // a comment\n');
+    assert.equal(await ensureBuilt(dir), true, 'a source edited: built');
+    assert.equal(builds(), 2);
+    rmSync(join(dir, 'scripts', 'build.mjs'));
+    assert.equal(await ensureBuilt(dir), false, 'not a checkout with a build: left alone');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
