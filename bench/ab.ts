@@ -55,7 +55,7 @@ interface Build {
   dir: string;
 }
 
-/** A directory as given, or an export of a commit, built so it runs compiled as a checkout does. */
+/** A directory as given, or an export of a commit (either built as its Coffer starts: ensureBuilt). */
 function buildOf(name: 'A' | 'B', spec: string): Build {
   const dir = resolve(spec);
   if (existsSync(dir)) {
@@ -68,8 +68,6 @@ function buildOf(name: 'A' | 'B', spec: string): Build {
     return { name, label, dir };
   }
   const e = exportCommit(spec);
-  progress(`${name}: building ${e.label} ...`);
-  runSync(process.execPath, ['scripts/build.mjs'], { cwd: e.dir });
   return { name, label: `${e.label} (exported)`, dir: e.dir };
 }
 

@@ -40,9 +40,8 @@ export function exportCommit(ref: string): { dir: string; label: string; commit:
   atExit(() => rmSync(dir, { recursive: true, force: true }));
   runSync('sh', ['-c', `git -C "$0" archive "$1" | tar -x -C "$2"`, REPO, commit, dir]);
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
-  // Compiled, as a checkout runs after `npm install` (bin/coffer.js falls back to tsx without
-  // dist/, which costs ~60 MiB of RSS and start-up time: not what is being measured).
-  if (existsSync(join(dir, 'scripts', 'build.mjs'))) runSync(process.execPath, [join(dir, 'scripts', 'build.mjs')], { cwd: dir });
+  // Built (compiled, as a checkout runs after `npm install`) when a Coffer starts from it:
+  // startCofferProcess, ensureBuilt.
   return { dir, label: commit.slice(0, 7) + (ref !== commit ? ` = ${ref}` : ''), commit };
 }
 

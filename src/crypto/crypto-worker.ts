@@ -105,10 +105,11 @@ class Pieces {
 
   /** Up to `max` plaintext bytes for stage offset `at` (the next ones): a view of where they are. */
   take(at: number, max: number): Buffer {
-    const [source, target, n] = [this.from[this.#i], this.from[this.#i + 1], this.from[this.#i + 2]];
-    if (n === undefined || target! + this.#used !== at) throw new Error('plaintext pieces out of order');
+    const source = this.from[this.#i]!;
+    const n = this.from[this.#i + 2];
+    if (n === undefined || this.from[this.#i + 1]! + this.#used !== at) throw new Error('plaintext pieces out of order');
     const k = Math.min(max, n - this.#used);
-    const src = source! < 0 ? this.stage.subarray(at, at + k) : this.region!.subarray(source! + this.#used, source! + this.#used + k);
+    const src = source < 0 ? this.stage.subarray(at, at + k) : this.region!.subarray(source + this.#used, source + this.#used + k);
     this.#used += k;
     if (this.#used === n) {
       this.#i += 3;

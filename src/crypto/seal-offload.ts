@@ -183,9 +183,9 @@ export class SealedStages implements StageSource {
     if (!f?.from || this.#failed) return;
     const bytes = this.#copies!.bytes;
     for (let i = 0; i < f.from.length; i += 3) {
-      const [source, target, n] = [f.from[i]!, f.from[i + 1]!, f.from[i + 2]!];
+      const source = f.from[i]!;
       if (source < 0) continue;
-      copyIntoShared(f.slot.bytes, target, bytes.subarray(source, source + n));
+      copyIntoShared(f.slot.bytes, f.from[i + 1]!, bytes.subarray(source, source + f.from[i + 2]!));
       this.#copies!.unpin(source);
       f.from[i] = -1;
     }
