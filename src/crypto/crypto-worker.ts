@@ -12,7 +12,7 @@ import type { CipherGCM } from 'node:crypto';
 import { CryptoError } from '../shared/errors.ts';
 import { copyIntoShared } from '../shared/aligned-memory.ts';
 import { SlotViews, type RegionMessage, type SlabMessage } from '../shared/slots.ts';
-import { decryptBlobRange, HEADER_SIZE, SEGMENT_SIZE, segmentCipher, segmentCount, TAG_SIZE } from './format.ts';
+import { decryptBlobRangeInPlace, HEADER_SIZE, SEGMENT_SIZE, segmentCipher, segmentCount, TAG_SIZE } from './format.ts';
 import { SecretKey } from './keys.ts';
 
 export type ToWorker = SlabMessage | RegionMessage | DecryptJob | SealOpen | SealStage | SealDrop;
@@ -175,18 +175,9 @@ function decrypt(j: DecryptJob): number {
   const key = SecretKey.from(j.key);
   j.key.fill(0);
   try {
-    const all = slots.view(j.slot, j.length);
     const header = Buffer.from(j.header.buffer, j.header.byteOffset, j.header.byteLength);
     const range = j.start === undefined ? {} : { start: j.start, endInclusive: j.endInclusive };
-    const pieces = decryptBlobRange(key, { streamIndex: j.streamIndex, plainSize: j.plainSize, header, ...range }, all, j.withHeader);
-    // Every segment is verified and decrypted (into pieces of its own) before any byte of the
-    // slot is overwritten.
-    let n = 0;
-    for (const p of pieces) {
-      copyIntoShared(all, n, p);
-      n += p.length;
-    }
-    return n;
+    return decryptBlobRangeInPlace(key, { streamIndex: j.streamIndex, plainSize: j.plainSize, header, ...range }, slots.view(j.slot, j.length), j.withHeader);
   } finally {
     key.zero();
   }

@@ -5,6 +5,7 @@ import { createCipheriv, createDecipheriv, type CipherGCM } from 'node:crypto';
 import { hkdfSha256 } from './hkdf.ts';
 import { Transform, type TransformCallback } from 'node:stream';
 import { CryptoError } from '../shared/errors.ts';
+import { copyIntoShared } from '../shared/aligned-memory.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { SecretKey, systemRng, type Rng } from './keys.ts';
 
@@ -627,4 +628,23 @@ export function decryptBlobRange(
   if (!withHeader) return decryptRange(dataKey, opts, bytes);
   if (bytes.length < HEADER_SIZE || !bytes.subarray(0, HEADER_SIZE).equals(opts.header)) throw new CryptoError();
   return decryptRange(dataKey, opts, bytes.subarray(HEADER_SIZE));
+}
+
+/**
+ * decryptBlobRange over `bytes` (a window's blob bytes in a slot), writing the plaintext over
+ * them from offset 0; returns its length. Every segment is verified and decrypted (into pieces
+ * of its own) before any byte of `bytes` is overwritten.
+ */
+export function decryptBlobRangeInPlace(
+  dataKey: SecretKey,
+  opts: { streamIndex: number; plainSize: number; start?: number; endInclusive?: number; header: Buffer },
+  bytes: Buffer,
+  withHeader: boolean,
+): number {
+  let n = 0;
+  for (const p of decryptBlobRange(dataKey, opts, bytes, withHeader)) {
+    copyIntoShared(bytes, n, p);
+    n += p.length;
+  }
+  return n;
 }
