@@ -32,13 +32,13 @@
 // the new one. Those versions also wrote through `<id>.partial` files: sweepIncomplete removes
 // any such leftover.
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, promises as fsp } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { addAbortListener } from 'node:events';
 import { dirname, join } from 'node:path';
 import { finished, type Readable } from 'node:stream';
 import { alignedMemory, isPageAligned, PAGE } from '../../shared/aligned-memory.ts';
-import { endStage, fdatasyncFd, ftruncateFd, openDirectForRead, openFd, openNewBlob, paddedFileSize, readFd, readTrailer, StagedWriter, TRAILER_BYTES, writeAll } from './direct-io.ts';
+import { endStage, fdatasyncFd, ftruncateFd, openDirectForRead, openNewBlob, paddedFileSize, readFd, readTrailer, StagedWriter, TRAILER_BYTES, writeAll } from './direct-io.ts';
 import type { BlobRange, BlobStore, StageSource } from '../ports.ts';
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -363,7 +363,7 @@ export class FsBlobStore implements BlobStore {
     // the cache with memory that is used once (and, on a VM, faulted in from the host first).
     const from = Math.floor(range.start / PAGE) * PAGE;
     const to = Math.ceil(range.end / PAGE) * PAGE;
-    const { fd, direct } = await this.openForRead(id, this.directReads && want > 0 && to - from <= target.byteLength && isPageAligned(target));
+    const { fd, direct } = this.openForRead(id, this.directReads && want > 0 && to - from <= target.byteLength && isPageAligned(target));
     try {
       if (!this.padded) return await readPages(fd, direct, target, range.start, range.end);
       // A page-padded file: whole pages, the blob ending somewhere in its last page and a trailer
@@ -391,23 +391,24 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * Opens a blob for reading (where the earlier layout kept it, if not here), with O_DIRECT when
-   * asked and allowed: a bare descriptor, closed by the caller with closeSync.
+   * asked and allowed: a bare descriptor, closed by the caller with closeSync. Synchronous, as
+   * the close is (see openDirectForRead).
    */
-  private async openForRead(id: string, tryDirect: boolean): Promise<{ fd: number; direct: boolean }> {
+  private openForRead(id: string, tryDirect: boolean): { fd: number; direct: boolean } {
     if (this.unwritten.has(id)) throw Object.assign(new Error(`no blob ${id}`), { code: 'ENOENT' });
-    const open = async (path: string) => {
+    const open = (path: string) => {
       if (tryDirect) {
-        const fd = await openDirectForRead(path);
+        const fd = openDirectForRead(path);
         if (fd !== undefined) return { fd, direct: true };
         this.directReads = false;
       }
-      return { fd: await openFd(path, fsConstants.O_RDONLY), direct: false };
+      return { fd: openSync(path, fsConstants.O_RDONLY), direct: false };
     };
     try {
-      return await open(this.pathFor(id));
+      return open(this.pathFor(id));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      return await open(this.legacyPathFor(id));
+      return open(this.legacyPathFor(id));
     }
   }
 
@@ -415,7 +416,7 @@ export class FsBlobStore implements BlobStore {
     if (this.unwritten.has(id)) return undefined;
     let opened: { fd: number; direct: boolean };
     try {
-      opened = await this.openForRead(id, this.directReads);
+      opened = this.openForRead(id, this.directReads);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
