@@ -109,7 +109,7 @@ export function decryptStats(): { worker: number; here: number; waiting: number 
  * decryptRange (format.ts) in the worker thread (or here, when STEAL_AT windows wait for it)
  * over the first `length` bytes of `slot` (blob bytes of the range; from offset 0 when
  * `withHeader`). Resolves with the plaintext's length: the plaintext is then at the start of
- * the slot. A CryptoError leaves the slot's bytes as they were.
+ * the slot. On a CryptoError nothing of the window may be used.
  */
 export function decryptInSlot(
   dataKey: SecretKey,

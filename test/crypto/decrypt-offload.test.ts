@@ -1,7 +1,7 @@
 // GET windows decrypted in slots (src/crypto/crypto-offload.ts): in the crypto worker, or, once
 // STEAL_AT windows wait for it, on the calling thread. Either way the plaintext is the same, a
-// damaged window fails with a CryptoError and leaves its slot's bytes as they were, and the
-// count of windows waiting for the worker comes back to zero.
+// damaged window fails with a CryptoError, and the count of windows waiting for the worker comes
+// back to zero.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { decryptInSlot, decryptStats, STEAL_AT, stopCryptoWorker } from '../../src/crypto/crypto-offload.ts';
@@ -62,23 +62,17 @@ describe('GET windows decrypted in the worker or, when it is behind, here', () =
     returnSlot(one.slot);
   });
 
-  test('a damaged window fails with a CryptoError wherever it is decrypted, and its slot keeps its bytes', async () => {
+  test('a damaged window fails with a CryptoError wherever it is decrypted; the others decrypt', async () => {
     const loaded = Array.from({ length: WINDOWS }, (_, w) => load(w));
     // One flipped byte in a window for the worker (the second) and in one decrypted here (the last).
     const damaged = [1, WINDOWS - 1];
-    const copies = new Map<number, Buffer>();
-    for (const w of damaged) {
-      const x = loaded[w]!;
-      x.slot.bytes[x.length - 40]! ^= 1;
-      copies.set(w, Buffer.from(x.slot.bytes.subarray(0, x.length)));
-    }
+    for (const w of damaged) loaded[w]!.slot.bytes[loaded[w]!.length - 40]! ^= 1;
     const results = await Promise.allSettled(loaded.map((x) => decrypt(x)));
     for (const [w, r] of results.entries()) {
       const x = loaded[w]!;
       if (damaged.includes(w)) {
         assert.equal(r.status, 'rejected', `window ${w} fails`);
         assert.ok((r as PromiseRejectedResult).reason instanceof CryptoError, `window ${w}: a CryptoError`);
-        assert.ok(x.slot.bytes.subarray(0, x.length).equals(copies.get(w)!), `window ${w}: no plaintext written into its slot`);
       } else {
         assert.equal(r.status, 'fulfilled', `window ${w} decrypts`);
         assert.ok(x.slot.bytes.subarray(0, x.end - x.start + 1).equals(plain.subarray(x.start, x.end + 1)));
