@@ -595,6 +595,7 @@ export function decryptRange(
   const key = deriveStreamKey(dataKey, parseHeader(opts.header), opts.streamIndex);
   const last = segmentCount(opts.plainSize) - 1;
   const out: Buffer[] = [];
+  const emit = sink ?? ((p: Buffer) => void out.push(p));
   try {
     let off = 0;
     for (let i = range.firstSegment; i <= range.lastSegment; i++) {
@@ -605,9 +606,7 @@ export function decryptRange(
       const plain = openPieces(key.expose(), opts.header, i, i === last, [ct], tag);
       const from = i === range.firstSegment ? range.skipBytes : 0;
       const to = i === range.lastSegment ? range.skipBytes + range.plainLength - (i - range.firstSegment) * SEGMENT_SIZE : len;
-      const pieces = slicePieces(plain, from, to);
-      if (sink) for (const p of pieces) sink(p);
-      else out.push(...pieces);
+      for (const p of slicePieces(plain, from, to)) emit(p);
     }
     return out;
   } catch (e) {
