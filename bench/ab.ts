@@ -154,7 +154,7 @@ async function main(): Promise<void> {
       });
       if (r.errors > 0) throw new Error(`${s.build.name}: ${r.errors} errors (${r.firstError})`);
       s.results.push(r);
-      progress(`  slice ${k + 1}/${order.length} ${s.build.name}: ${w.size >= MiB ? `${r.mbps.toFixed(1)} MB/s` : `${r.rps.toFixed(0)} req/s`}, server CPU ${((r.serverCpu / r.rps) * 1000).toFixed(2)} ms/request, other ${r.otherCpu.toFixed(2)} cores`);
+      progress(`  slice ${k + 1}/${order.length} ${s.build.name}: ${w.size >= MiB ? `${r.mbps.toFixed(1)} MB/s` : `${r.rps.toFixed(0)} req/s`}, server CPU ${((r.serverCpu / r.rps) * 1000).toFixed(2)} ms/request, other ${r.otherCpu.toFixed(2)} cores, steal ${r.stealCpu.toFixed(2)}`);
     }
   } finally {
     for (const s of servers) {

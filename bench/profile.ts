@@ -278,7 +278,7 @@ async function main(): Promise<void> {
       return w.size;
     });
     window = { from: (start - spawnedAt) * 1000, to: (performance.now() - spawnedAt) * 1000 };
-    console.log(`Coffer ${target.info}${values.https ? ' over HTTPS' : ''}${extra.length ? ` (${extra.join(' ')})` : ''}, workload ${workload} for ${r.seconds.toFixed(1)} s: ${r.ops} ops, ${r.mbps.toFixed(1)} MB/s, ${r.rps.toFixed(0)} req/s, server CPU ${r.serverCpu.toFixed(2)} cores (main thread ${r.serverMainCpu.toFixed(2)}), load generator ${r.genCpu.toFixed(2)}, other ${r.otherCpu.toFixed(2)}, errors ${r.errors}${r.firstError ? ' ' + r.firstError : ''}`);
+    console.log(`Coffer ${target.info}${values.https ? ' over HTTPS' : ''}${extra.length ? ` (${extra.join(' ')})` : ''}, workload ${workload} for ${r.seconds.toFixed(1)} s: ${r.ops} ops, ${r.mbps.toFixed(1)} MB/s, ${r.rps.toFixed(0)} req/s, server CPU ${r.serverCpu.toFixed(2)} cores (main thread ${r.serverMainCpu.toFixed(2)}), load generator ${r.genCpu.toFixed(2)}, other ${r.otherCpu.toFixed(2)}, hypervisor's steal ${r.stealCpu.toFixed(2)}, errors ${r.errors}${r.firstError ? ' ' + r.firstError : ''}`);
     if (mode === 'gc') gcReport(c.output().slice(gcBefore), r.seconds, r.ops);
     if (values.output) writeFileSync(values.output, c.output().slice(gcBefore));
     if (perf) {

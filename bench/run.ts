@@ -193,9 +193,14 @@ function report(results: TargetResult[]): string {
   out.push(`the 1 MiB, 4 KiB and 256 MiB phases; ${HUGE} peak RSS = over the ${HUGE} PUT (streamed from a generator) and GET (into a SHA-256),`);
   out.push('on a freshly started server (Ceph RGW: the same cluster).');
   for (const r of results) {
-    const worst = Object.values(r.phases).reduce((m, p) => (p.otherCpu > m.otherCpu ? p : m), { otherCpu: 0, name: '' } as { otherCpu: number; name: string });
+    const phases = Object.values(r.phases);
+    const worst = phases.reduce((m, p) => (p.otherCpu > m.otherCpu ? p : m), { otherCpu: 0, name: '' } as { otherCpu: number; name: string });
     if (worst.otherCpu > 0.25) {
       out.push(`NOTE: other processes used ${worst.otherCpu.toFixed(2)} cores during ${r.label} ${worst.name}: its figures may be low.`);
+    }
+    const stolen = phases.reduce((m, p) => (p.stealCpu > m.stealCpu ? p : m), { stealCpu: 0, name: '' } as { stealCpu: number; name: string });
+    if (stolen.stealCpu > 0.25) {
+      out.push(`NOTE: the hypervisor took ${stolen.stealCpu.toFixed(2)} cores (steal) during ${r.label} ${stolen.name}: a slow phase of the host, its figures may be low.`);
     }
   }
   return out.join('\n');
@@ -279,7 +284,7 @@ function details(results: TargetResult[]): string {
       const rss = Object.entries(p.peakRss).map(([k, v]) => `${k} ${(v / MiB).toFixed(0)}`).join('+');
       out.push(
         `  ${p.name.padEnd(11)}${String(p.ops).padStart(6)} ops ${p.seconds.toFixed(2).padStart(6)} s ${p.mbps.toFixed(1).padStart(8)} MB/s ${p.rps.toFixed(0).padStart(6)}/s` +
-          `  p50 ${p.p50ms.toFixed(1).padStart(6)} ms  p99 ${p.p99ms.toFixed(1).padStart(7)} ms  cpu srv ${p.serverCpu.toFixed(2)} (${p.serverMainCpu.toFixed(2)}) gen ${p.genCpu.toFixed(2)} other ${p.otherCpu.toFixed(2)}` +
+          `  p50 ${p.p50ms.toFixed(1).padStart(6)} ms  p99 ${p.p99ms.toFixed(1).padStart(7)} ms  cpu srv ${p.serverCpu.toFixed(2)} (${p.serverMainCpu.toFixed(2)}) gen ${p.genCpu.toFixed(2)} other ${p.otherCpu.toFixed(2)} steal ${p.stealCpu.toFixed(2)}` +
           `  rss ${rss} MiB${p.errors ? `  ERRORS ${p.errors}: ${p.firstError}` : ''}`,
       );
     }

@@ -165,16 +165,32 @@ function ticksOf(statPath: string): number {
   }
 }
 
-/** Busy CPU seconds of the whole machine (all cores) since boot, from /proc/stat. */
-export function machineBusySeconds(): number {
+/**
+ * CPU seconds of the whole machine (all cores) since boot, from /proc/stat: busy (all but idle,
+ * iowait and guests; steal included) and steal (time this VM's CPUs were ready to run but the
+ * hypervisor ran something else: on a shared host, the phases in which every figure is low).
+ */
+export function machineSeconds(): { busy: number; steal: number } {
   try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal guest guest_nice: busy = all but idle, iowait and guests
-    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
-    return busy / CLK_TCK;
+    return parseProcStat(readFileSync('/proc/stat', 'utf8'));
   } catch {
-    return 0;
+    return { busy: 0, steal: 0 };
   }
+}
+
+/** The aggregate "cpu" line of /proc/stat, in seconds (see machineSeconds). */
+export function parseProcStat(text: string): { busy: number; steal: number } {
+  const line = text.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) throw new Error('/proc/stat: no cpu line');
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
+  return { busy: busy / CLK_TCK, steal: (f[7] ?? 0) / CLK_TCK };
+}
+
+/** Busy CPU seconds of the whole machine (all cores) since boot (see machineSeconds). */
+export function machineBusySeconds(): number {
+  return machineSeconds().busy;
 }
 
 /** CPU seconds used so far: whole process (all threads) and its main thread. */

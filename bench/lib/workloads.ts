@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { HttpError, S3Client, type Result } from './client.ts';
 import { GiB, KiB, MiB, patternChunks, patternSha256, randomPayload } from './payload.ts';
-import { cpuSeconds, machineBusySeconds, PeakRss, rssBytes } from './procs.ts';
+import { cpuSeconds, machineBusySeconds, machineSeconds, PeakRss, rssBytes } from './procs.ts';
 import type { Running } from './targets.ts';
 import type { HostSpeed } from './host-speed.ts';
 
@@ -72,6 +72,11 @@ export interface PhaseResult {
   genCpu: number;
   /** CPU used by everything else on the machine (other processes, kernel threads), in cores. */
   otherCpu: number;
+  /**
+   * The hypervisor's steal, in cores: time this VM's CPUs were ready to run and did not (a shared
+   * host's slow phases). Counted in the machine's busy time, so mostly also in otherCpu.
+   */
+  stealCpu: number;
   /** Peak RSS per server process label, bytes. */
   peakRss: Record<string, number>;
 }
@@ -136,7 +141,7 @@ export async function measure(
   const rss = new PeakRss(pids);
   const cpu0 = pids.map((p) => cpuSeconds(p));
   const gen0 = process.cpuUsage();
-  const busy0 = machineBusySeconds();
+  const machine0 = machineSeconds();
   const lat: number[] = [];
   let next = 0;
   let ops = 0;
@@ -166,7 +171,8 @@ export async function measure(
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const seconds = (performance.now() - t0) / 1000;
   const gen = process.cpuUsage(gen0);
-  const busy = machineBusySeconds() - busy0;
+  const machine1 = machineSeconds();
+  const busy = machine1.busy - machine0.busy;
   const cpu1 = pids.map((p) => cpuSeconds(p));
   const peaks = rss.stop();
   lat.sort((a, b) => a - b);
@@ -189,6 +195,7 @@ export async function measure(
     serverMainCpu: cpu1.reduce((n, c, k) => n + c.main - cpu0[k]!.main, 0) / seconds,
     genCpu,
     otherCpu: Math.max(0, busy / seconds - serverCpu - genCpu),
+    stealCpu: (machine1.steal - machine0.steal) / seconds,
     peakRss,
   };
 }
@@ -214,7 +221,7 @@ function describe(p: PhaseResult): string {
   return (
     `  ${p.name.padEnd(10)} ${String(p.ops).padStart(6)} ops ${p.seconds.toFixed(2).padStart(6)} s ` +
     `${p.mbps.toFixed(1).padStart(8)} MB/s ${p.rps.toFixed(0).padStart(6)} req/s  p50 ${p.p50ms.toFixed(1)} ms p99 ${p.p99ms.toFixed(1)} ms  ` +
-    `srv cpu ${p.serverCpu.toFixed(2)} (main ${p.serverMainCpu.toFixed(2)}) gen cpu ${p.genCpu.toFixed(2)} other ${p.otherCpu.toFixed(2)}  peak ${rss}` +
+    `srv cpu ${p.serverCpu.toFixed(2)} (main ${p.serverMainCpu.toFixed(2)}) gen cpu ${p.genCpu.toFixed(2)} other ${p.otherCpu.toFixed(2)} steal ${p.stealCpu.toFixed(2)}  peak ${rss}` +
     (p.errors ? `  ERRORS ${p.errors}: ${p.firstError}` : '')
   );
 }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { S3Client } from '../../bench/lib/client.ts';
+import { parseProcStat } from '../../bench/lib/procs.ts';
 import { ALL_TARGETS, ensureBuilt, REPO, selectTargets } from '../../bench/lib/targets.ts';
 
 const names = (spec: string | undefined, rgw = false) => selectTargets(spec, rgw).map((t) => t.name);
@@ -90,4 +91,13 @@ appendFileSync('builds', 'x');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the machine's CPU: busy includes the hypervisor's steal, which is reported on its own", () => {
+  // user nice system idle iowait irq softirq steal guest guest_nice, in ticks of 1/100 s
+  const stat = 'cpu  1000 20 300 9000 50 7 8 400 0 0\ncpu0 500 10 150 4500 25 3 4 200 0 0\nintr 1\n';
+  assert.deepEqual(parseProcStat(stat), { busy: (1000 + 20 + 300 + 7 + 8 + 400) / 100, steal: 4 });
+  // Older kernels' lines end before steal.
+  assert.deepEqual(parseProcStat('cpu  100 0 50 900 1 2 3\n'), { busy: 1.55, steal: 0 });
+  assert.throws(() => parseProcStat('intr 1\n'), /no cpu line/);
 });
