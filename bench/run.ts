@@ -194,12 +194,13 @@ function report(results: TargetResult[]): string {
   out.push('on a freshly started server (Ceph RGW: the same cluster).');
   for (const r of results) {
     const phases = Object.values(r.phases);
-    const worst = phases.reduce((m, p) => (p.otherCpu > m.otherCpu ? p : m), { otherCpu: 0, name: '' } as { otherCpu: number; name: string });
-    if (worst.otherCpu > 0.25) {
-      out.push(`NOTE: other processes used ${worst.otherCpu.toFixed(2)} cores during ${r.label} ${worst.name}: its figures may be low.`);
+    const highest = (cpu: 'otherCpu' | 'stealCpu') => phases.reduce<PhaseResult | undefined>((m, p) => (!m || p[cpu] > m[cpu] ? p : m), undefined);
+    const other = highest('otherCpu');
+    if (other && other.otherCpu > 0.25) {
+      out.push(`NOTE: other processes used ${other.otherCpu.toFixed(2)} cores during ${r.label} ${other.name}: its figures may be low.`);
     }
-    const stolen = phases.reduce((m, p) => (p.stealCpu > m.stealCpu ? p : m), { stealCpu: 0, name: '' } as { stealCpu: number; name: string });
-    if (stolen.stealCpu > 0.25) {
+    const stolen = highest('stealCpu');
+    if (stolen && stolen.stealCpu > 0.25) {
       out.push(`NOTE: the hypervisor took ${stolen.stealCpu.toFixed(2)} cores (steal) during ${r.label} ${stolen.name}: a slow phase of the host, its figures may be low.`);
     }
   }

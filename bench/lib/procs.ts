@@ -184,8 +184,8 @@ export function parseProcStat(text: string): { busy: number; steal: number } {
   if (!line) throw new Error('/proc/stat: no cpu line');
   // user nice system idle iowait irq softirq steal guest guest_nice
   const f = line.trim().split(/\s+/).slice(1).map(Number);
-  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
-  return { busy: busy / CLK_TCK, steal: (f[7] ?? 0) / CLK_TCK };
+  const steal = f[7] ?? 0;
+  return { busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + steal) / CLK_TCK, steal: steal / CLK_TCK };
 }
 
 /** Busy CPU seconds of the whole machine (all cores) since boot (see machineSeconds). */
