@@ -2,7 +2,7 @@
 // this process, stops it, and prints one table with Coffer's goals beside its figures.
 //
 //   BENCH_QUICK=1                 short smoke run (small counts, 256 MiB instead of 1 GiB)
-//   BENCH_TARGETS=coffer-http,bare  only these targets (names or prefixes; default all)
+//   BENCH_TARGETS=coffer-http,bare  only these targets (names or prefixes; default all; run in RUN_ORDER, lib/targets.ts)
 //   BENCH_RGW=0                   skip Ceph RGW (it needs the ceph packages and ~20 s to start)
 //   BENCH_JSON=path               also write the raw figures as JSON
 //   BENCH_DIR=dir                 where data directories go (default: the OS temp dir)
@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { CLIENT_KIND } from './lib/client.ts';
 import { KMS_FIGURES, runKms, SSE_KMS_FIGURES, SSE_KMS_PHASES } from './lib/kms.ts';
 import { MiB } from './lib/payload.ts';
-import { selectTargets, type TargetDef } from './lib/targets.ts';
+import { reportOrder, selectTargets, type TargetDef } from './lib/targets.ts';
 import { makePlan, progress, runHuge, runStandard, type PhaseResult, type TargetResult } from './lib/workloads.ts';
 import { formatHostSpeed, hostSpeed, type HostSpeed } from './lib/host-speed.ts';
 
@@ -298,8 +298,9 @@ function details(results: TargetResult[]): string {
 async function main(): Promise<void> {
   const started = Date.now();
   progress(`bench: ${quick ? 'QUICK smoke run' : 'full run'}; targets: ${targets.map((t) => t.name).join(', ')}${rgwOn ? '' : ' (RGW skipped: BENCH_RGW=0)'}`);
-  const results: TargetResult[] = [];
-  for (const t of targets) results.push(await runTarget(t));
+  const ran: TargetResult[] = [];
+  for (const t of targets) ran.push(await runTarget(t));
+  const results = reportOrder(ran);
   const text = [
     '',
     `Coffer benchmark (${quick ? 'BENCH_QUICK=1: smoke run, small counts, not comparable' : 'full run'}), ${new Date().toISOString()}, ${((Date.now() - started) / 1000).toFixed(0)} s`,

@@ -377,9 +377,24 @@ const rgwTarget: TargetDef = {
   },
 };
 
+/** Every target, in the report's order. */
 export const ALL_TARGETS: TargetDef[] = [bareTarget(false), bareTarget(true), cofferTarget(false), cofferTarget(true), s3rverTarget(false), s3rverTarget(true), rgwTarget];
 
-/** BENCH_TARGETS=coffer-http,bare selects by name or name prefix ("bare" = bare-http, bare-https; "s3rver" = s3rver alone). */
+/**
+ * The order targets run in. This host's speed drifts by minutes (see docs/performance.md,
+ * sessions 15-17): Coffer over HTTP runs first, nearest the moment the run was started (a
+ * probe found the host fast, say), and each figure a goal or a like-for-like line compares is
+ * measured next to its partner: Coffer over HTTP then s3rver, Coffer over HTTPS then s3rver over
+ * HTTPS. The bare ceiling and Ceph after them.
+ */
+export const RUN_ORDER = ['coffer-http', 's3rver', 'coffer-https', 's3rver-https', 'bare-http', 'bare-https', 'rgw'];
+
+const runRank = (d: TargetDef) => RUN_ORDER.indexOf(d.name);
+
+/**
+ * BENCH_TARGETS=coffer-http,bare selects by name or name prefix ("bare" = bare-http, bare-https;
+ * "s3rver" = s3rver alone). The selection comes back in RUN_ORDER.
+ */
 export function selectTargets(spec: string | undefined, rgw: boolean): TargetDef[] {
   let list = ALL_TARGETS;
   if (spec && spec.trim()) {
@@ -390,5 +405,11 @@ export function selectTargets(spec: string | undefined, rgw: boolean): TargetDef
     const names = new Set(ALL_TARGETS.map((d) => d.name));
     list = ALL_TARGETS.filter((d) => toks.some((t) => d.name === t || (!names.has(t) && d.name.startsWith(t + '-'))));
   }
-  return rgw ? list : list.filter((d) => d.name !== 'rgw');
+  return (rgw ? list : list.filter((d) => d.name !== 'rgw')).slice().sort((a, b) => runRank(a) - runRank(b));
+}
+
+/** Results (or anything named by target) in the report's order, ALL_TARGETS'. */
+export function reportOrder<T extends { name: string }>(xs: T[]): T[] {
+  const rank = (x: T) => ALL_TARGETS.findIndex((d) => d.name === x.name);
+  return xs.slice().sort((a, b) => rank(a) - rank(b));
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { S3Client } from '../../bench/lib/client.ts';
 import { parseProcStat } from '../../bench/lib/procs.ts';
-import { ALL_TARGETS, ensureBuilt, REPO, selectTargets } from '../../bench/lib/targets.ts';
+import { ALL_TARGETS, ensureBuilt, reportOrder, REPO, RUN_ORDER, selectTargets } from '../../bench/lib/targets.ts';
 
 const names = (spec: string | undefined, rgw = false) => selectTargets(spec, rgw).map((t) => t.name);
 
@@ -19,15 +19,22 @@ describe('bench targets', () => {
     assert.deepEqual(names('s3rver'), ['s3rver']);
     assert.deepEqual(names('s3rver-https'), ['s3rver-https']);
     assert.deepEqual(names('bare'), ['bare-http', 'bare-https']);
-    assert.deepEqual(names('coffer,s3rver'), ['coffer-http', 'coffer-https', 's3rver']);
+    assert.deepEqual(names('coffer,s3rver'), ['coffer-http', 's3rver', 'coffer-https']);
     assert.deepEqual(names('rgw', true), ['rgw']);
     assert.deepEqual(names('rgw', false), []);
     assert.throws(() => names('nope'), /unknown BENCH_TARGETS entries: nope/);
   });
 
   test('by default every target but Ceph when it is off, s3rver over HTTPS among them', () => {
-    assert.deepEqual(names(undefined), ['bare-http', 'bare-https', 'coffer-http', 'coffer-https', 's3rver', 's3rver-https']);
+    assert.deepEqual(names(undefined), ['coffer-http', 's3rver', 'coffer-https', 's3rver-https', 'bare-http', 'bare-https']);
     assert.equal(names(undefined, true).length, ALL_TARGETS.length);
+  });
+
+  test('targets run in RUN_ORDER (each compared pair adjacent) and are reported in ALL_TARGETS order', () => {
+    assert.deepEqual([...RUN_ORDER].sort(), ALL_TARGETS.map((d) => d.name).sort(), 'every target has its place in the run');
+    const ran = selectTargets(undefined, true);
+    assert.equal(ran[0]!.name, 'coffer-http');
+    assert.deepEqual(reportOrder(ran).map((d) => d.name), ALL_TARGETS.map((d) => d.name));
   });
 
   test('s3rver-https serves PUT and GET over TLS, trusting only its own certificate', async () => {
