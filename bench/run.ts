@@ -141,6 +141,11 @@ function peak(r: TargetResult, names: string[]): { main: number; text: string } 
   return { main, text: entries.map(([k, v]) => `${k.replace('radosgw', 'rgw').replace('ceph-', '')} ${(v / MiB).toFixed(0)}`).join(' + ') };
 }
 
+/** The phase that spent the most of `cpu` (other processes' CPU, or the hypervisor's steal). */
+function highest(phases: PhaseResult[], cpu: 'otherCpu' | 'stealCpu'): PhaseResult | undefined {
+  return phases.reduce<PhaseResult | undefined>((m, p) => (!m || p[cpu] > m[cpu] ? p : m), undefined);
+}
+
 function report(results: TargetResult[]): string {
   const out: string[] = [];
   const W0 = 28;
@@ -194,12 +199,11 @@ function report(results: TargetResult[]): string {
   out.push('on a freshly started server (Ceph RGW: the same cluster).');
   for (const r of results) {
     const phases = Object.values(r.phases);
-    const highest = (cpu: 'otherCpu' | 'stealCpu') => phases.reduce<PhaseResult | undefined>((m, p) => (!m || p[cpu] > m[cpu] ? p : m), undefined);
-    const other = highest('otherCpu');
+    const other = highest(phases, 'otherCpu');
     if (other && other.otherCpu > 0.25) {
       out.push(`NOTE: other processes used ${other.otherCpu.toFixed(2)} cores during ${r.label} ${other.name}: its figures may be low.`);
     }
-    const stolen = highest('stealCpu');
+    const stolen = highest(phases, 'stealCpu');
     if (stolen && stolen.stealCpu > 0.25) {
       out.push(`NOTE: the hypervisor took ${stolen.stealCpu.toFixed(2)} cores (steal) during ${r.label} ${stolen.name}: a slow phase of the host, its figures may be low.`);
     }

@@ -389,23 +389,24 @@ export const ALL_TARGETS: TargetDef[] = [bareTarget(false), bareTarget(true), co
  */
 export const RUN_ORDER = ['coffer-http', 's3rver', 'coffer-https', 's3rver-https', 'bare-http', 'bare-https', 'rgw'];
 
-const runRank = (d: TargetDef) => RUN_ORDER.indexOf(d.name);
+/** ALL_TARGETS in RUN_ORDER (test/unit/bench-targets.test.ts checks that each target has its place). */
+const IN_RUN_ORDER: TargetDef[] = RUN_ORDER.map((name) => ALL_TARGETS.find((d) => d.name === name)!);
 
 /**
  * BENCH_TARGETS=coffer-http,bare selects by name or name prefix ("bare" = bare-http, bare-https;
  * "s3rver" = s3rver alone). The selection comes back in RUN_ORDER.
  */
 export function selectTargets(spec: string | undefined, rgw: boolean): TargetDef[] {
-  let list = ALL_TARGETS;
+  let list = IN_RUN_ORDER;
   if (spec && spec.trim()) {
     const toks = spec.split(',').map((s) => s.trim()).filter(Boolean);
     const unknown = toks.filter((t) => !ALL_TARGETS.some((d) => d.name === t || d.name.startsWith(t + '-')));
     if (unknown.length) throw new Error(`unknown BENCH_TARGETS entries: ${unknown.join(', ')} (known: ${ALL_TARGETS.map((d) => d.name).join(', ')})`);
     // A target's own name selects it alone ("s3rver"), any other token its prefix ("bare").
     const names = new Set(ALL_TARGETS.map((d) => d.name));
-    list = ALL_TARGETS.filter((d) => toks.some((t) => d.name === t || (!names.has(t) && d.name.startsWith(t + '-'))));
+    list = IN_RUN_ORDER.filter((d) => toks.some((t) => d.name === t || (!names.has(t) && d.name.startsWith(t + '-'))));
   }
-  return (rgw ? list : list.filter((d) => d.name !== 'rgw')).slice().sort((a, b) => runRank(a) - runRank(b));
+  return rgw ? list : list.filter((d) => d.name !== 'rgw');
 }
 
 /** Results (or anything named by target) in the report's order, ALL_TARGETS'. */
